@@ -1,0 +1,328 @@
+"""`Cell`: compartments (static structure) + passive properties + channels per region.
+
+Units: cm uF/cm^2, ra Ohm cm, conductance densities S/cm^2, voltages mV, temperature degC.
+Per node: capacitance nF, conductances uS, currents nA (``area[um^2] * 1e-2`` turns S/cm^2
+into uS and mA/cm^2 into nA; ``area * 1e-5`` turns uF/cm^2 into nF).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from .channels import AbstractChannel
+from .morphology import Compartments
+
+AREA_TO_UNITS = 1e-2  # S/cm^2 * um^2 -> uS ; mA/cm^2 * um^2 -> nA
+CAP_TO_NF = 1e-5  # uF/cm^2 * um^2 -> nF
+GEOM_TO_MOHM = 1e-2  # Ohm cm * 1/um -> MOhm
+
+ParamValue = float | np.ndarray | Array | Callable[[Compartments], np.ndarray]
+
+
+def _is_tracer(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _resolve(value: ParamValue, comps: Compartments, name: str) -> np.ndarray | Array:
+    """Turn a parameter value (scalar, per-node array or function of the compartments) into (n,)."""
+    if callable(value):
+        value = value(comps)
+    if _is_tracer(value) or isinstance(value, jax.Array):
+        arr = jnp.asarray(value, dtype=float)
+    else:
+        arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return jnp.full((comps.n,), arr, dtype=float)
+    if arr.shape != (comps.n,):
+        raise ValueError(
+            f"Parameter {name!r} has shape {arr.shape}; give a scalar, an array of shape "
+            f"({comps.n},) (one value per node), or a function of the Compartments returning one."
+        )
+    return jnp.asarray(arr)
+
+
+def by_distance(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Compartments], np.ndarray]:
+    """Parameter value from a function of path distance from the soma (um) -> value per node.
+
+    Example: ``HH(g_na=by_distance(lambda d: 0.12 * np.exp(-d / 300)))``.
+    """
+    return lambda comps: fn(np.asarray(comps.distance))
+
+
+class Probe(eqx.Module):
+    """What to record: one state variable at a set of nodes.
+
+    Attributes:
+        state: "v" (membrane potential, mV) or "Channel.state" such as "HH.m".
+        index: node indices (static).
+    """
+
+    state: str = eqx.field(static=True)
+    index: tuple[int, ...] = eqx.field(static=True)
+
+
+class Cell(eqx.Module):
+    """A neuron: compartments, passive cable properties and channels.
+
+    Build with `Cell(comps)` then add channels with `insert`; change parameters with `set`.
+    Every floating-point leaf (cm, ra, channel parameters, temperature, v_init) is differentiable.
+
+    Attributes:
+        comps: the discretised morphology (static).
+        cm: specific membrane capacitance per node, uF/cm^2.
+        ra: axial resistivity per node, Ohm cm (the edge from a node to its parent lies in the
+            node's section and uses the node's value).
+        channels: inserted channels with per-node parameters.
+        masks: per-channel boolean masks of the nodes where the channel is inserted.
+        celsius: temperature in degC.
+        v_init: initial membrane potential in mV.
+    """
+
+    comps: Compartments = eqx.field(static=True)
+    plan: object = eqx.field(static=True)  # solve._tree.TreePlan
+    cm: Float[Array, "comp"]
+    ra: Float[Array, "comp"]
+    channels: tuple[AbstractChannel, ...]
+    masks: tuple[Bool[Array, "comp"], ...]
+    celsius: Float[Array, ""]
+    v_init: Float[Array, ""]
+
+    def __init__(
+        self,
+        comps: Compartments,
+        *,
+        cm: ParamValue = 1.0,
+        ra: ParamValue = 100.0,
+        celsius: float = 6.3,
+        v_init: float = -65.0,
+        channels: tuple[AbstractChannel, ...] = (),
+        masks: tuple = (),
+        schedule: str = "sequential",
+        plan=None,
+    ):
+        """Create a passive cell.
+
+        Args:
+            comps: `Compartments` from `jaxdend.discretize` (or a builder).
+            cm: membrane capacitance, uF/cm^2 (scalar, per node, or function of comps).
+            ra: axial resistivity, Ohm cm.
+            celsius: temperature, degC (NEURON's default is 6.3).
+            v_init: initial membrane potential, mV.
+            schedule: tree-solve schedule, "sequential" (fast on CPU) or "levels" (GPU).
+        """
+        if not isinstance(comps, Compartments):
+            raise TypeError(
+                f"Cell needs Compartments (from jaxdend.discretize), got {type(comps).__name__}."
+            )
+        from .solve._tree import TreePlan  # the solve package imports this module
+
+        self.comps = comps
+        self.plan = plan if plan is not None else TreePlan.from_parent(comps.parent, schedule)
+        self.cm = _resolve(cm, comps, "cm")
+        self.ra = _resolve(ra, comps, "ra")
+        self.channels = tuple(channels)
+        self.masks = tuple(jnp.asarray(m, dtype=bool) for m in masks)
+        self.celsius = jnp.asarray(celsius, dtype=float)
+        self.v_init = jnp.asarray(v_init, dtype=float)
+
+    def __check_init__(self):
+        for name in ("cm", "ra"):
+            val = getattr(self, name)
+            if _is_tracer(val):
+                continue
+            arr = np.asarray(val)
+            if np.any(~np.isfinite(arr)):
+                raise ValueError(f"{name} contains NaN or inf; give finite values.")
+            if np.any(arr <= 0):
+                unit = "uF/cm^2" if name == "cm" else "Ohm cm"
+                raise ValueError(
+                    f"{name} must be > 0 {unit} everywhere (got min {arr.min():g}); typical "
+                    f"values are cm ~ 1 uF/cm^2, ra ~ 100-200 Ohm cm."
+                )
+
+    # ------------------------------------------------------------------ building
+    def insert(self, channel: AbstractChannel, where="all") -> Cell:
+        """Insert a channel on the nodes selected by `where`; returns a new cell.
+
+        Parameter attributes of `channel` may be scalars, per-node arrays, or functions of the
+        `Compartments` (see `by_distance`). Inserting a channel type already present overwrites
+        its parameters on the selected nodes and extends its mask.
+
+        Args:
+            channel: a channel instance, e.g. ``HH()`` or ``HH(g_na=0.2)`` (S/cm^2, mV).
+            where: region name ("soma", "axon", "basal", "apical" or a subregion), list of
+                names, boolean mask or node indices (see `Compartments.mask`).
+        """
+        if isinstance(channel, type):
+            channel = channel()
+        if not isinstance(channel, AbstractChannel):
+            raise TypeError(f"insert needs a channel instance, got {channel!r}.")
+        mask = np.asarray(self.comps.mask(where))
+        if not mask.any():
+            raise ValueError(f"No compartment matches where={where!r}; nothing to insert.")
+        names = [type(c).__name__ for c in self.channels]
+        kind = type(channel).__name__
+        fields = [f.name for f in dataclasses.fields(channel)]
+        new_values = {f: _resolve(getattr(channel, f), self.comps, f"{kind}.{f}") for f in fields}
+        channels, masks = list(self.channels), list(self.masks)
+        if kind in names:
+            k = names.index(kind)
+            old = channels[k]
+            merged = {f: jnp.where(mask, new_values[f], getattr(old, f)) for f in fields}
+            channels[k] = dataclasses.replace(old, **merged)
+            masks[k] = jnp.logical_or(masks[k], mask)
+        else:
+            for f in type(channel).conductance_names:
+                new_values[f] = jnp.where(mask, new_values[f], 0.0)
+            channels.append(dataclasses.replace(channel, **new_values))
+            masks.append(jnp.asarray(mask))
+        return eqx.tree_at(
+            lambda c: (c.channels, c.masks), self, (tuple(channels), tuple(masks))
+        )
+
+    def set(self, name: str, value: ParamValue, where="all") -> Cell:
+        """Set a parameter on selected nodes; returns a new cell.
+
+        Args:
+            name: "cm" (uF/cm^2), "ra" (Ohm cm), "celsius" (degC), "v_init" (mV), or
+                "Channel.param" such as "HH.g_na" (S/cm^2) or "HH.e_k" (mV).
+            value: scalar, per-node array, or function of the Compartments.
+            where: node selection (see `Compartments.mask`).
+        """
+        if name in ("celsius", "v_init"):
+            return eqx.tree_at(lambda c: getattr(c, name), self, jnp.asarray(value, float))
+        mask = self.comps.mask(where)
+        new = _resolve(value, self.comps, name)
+        getter = self._getter(name)
+        return eqx.tree_at(getter, self, jnp.where(mask, new, getter(self)))
+
+    def _getter(self, name: str):
+        if name in ("cm", "ra"):
+            return lambda c: getattr(c, name)
+        kind, _, param = name.partition(".")
+        names = [type(c).__name__ for c in self.channels]
+        if kind not in names:
+            raise ValueError(
+                f"No channel {kind!r} in this cell (inserted: {names}); insert it first."
+            )
+        k = names.index(kind)
+        if param not in [f.name for f in dataclasses.fields(self.channels[k])]:
+            params = [f.name for f in dataclasses.fields(self.channels[k])]
+            raise ValueError(f"{kind} has no parameter {param!r}; it has {params}.")
+        return lambda c: getattr(c.channels[k], param)
+
+    def get(self, name: str) -> Array:
+        """Per-node values of a parameter named as in `set` (units as in `set`)."""
+        if name in ("celsius", "v_init"):
+            return getattr(self, name)
+        return self._getter(name)(self)
+
+    # ------------------------------------------------------------------ selection
+    def select(self, where="all", *, distance: tuple[float, float] | None = None) -> np.ndarray:
+        """Indices of membrane nodes (junctions excluded) in `where` within a distance range.
+
+        Args:
+            where: region name(s), mask or indices (see `Compartments.mask`).
+            distance: optional (min, max) path distance from the soma in um, inclusive.
+
+        Returns:
+            Sorted int array of node indices.
+        """
+        mask = self.comps.mask(where) & ~self.comps.is_junction
+        if distance is not None:
+            lo, hi = distance
+            mask &= (self.comps.distance >= lo) & (self.comps.distance <= hi)
+        return np.nonzero(mask)[0]
+
+    def nearest(self, where="all", distance: float = 0.0) -> int:
+        """Index of the membrane node in `where` whose path distance (um) is closest to `distance`."""
+        idx = self.select(where)
+        if idx.size == 0:
+            raise ValueError(f"No membrane node matches where={where!r}.")
+        return int(idx[np.argmin(np.abs(self.comps.distance[idx] - distance))])
+
+    def probe(self, state: str = "v", where="soma", *, distance=None, index=None) -> Probe:
+        """A `Probe` recording `state` ("v" in mV, or "Channel.state") at selected nodes.
+
+        Args:
+            state: "v" or a channel state such as "HH.m".
+            where: region name(s), mask or indices; ignored when `index` is given.
+            distance: optional (min, max) path-distance range in um.
+            index: explicit node index or indices.
+        """
+        if state != "v":
+            kind, _, var = state.partition(".")
+            names = [type(c).__name__ for c in self.channels]
+            if kind not in names or var not in type(self.channels[names.index(kind)]).state_names:
+                avail = ["v"] + [
+                    f"{type(c).__name__}.{s}" for c in self.channels for s in type(c).state_names
+                ]
+                raise ValueError(f"Cannot record {state!r}; recordable states: {avail}.")
+        if index is not None:
+            idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+            self.comps.mask(idx)  # range check
+        else:
+            idx = self.select(where, distance=distance)
+            if idx.size == 0:
+                raise ValueError(f"No membrane node matches where={where!r}, distance={distance}.")
+        return Probe(state, tuple(int(i) for i in idx))
+
+    # ------------------------------------------------------------------ physics
+    @property
+    def n(self) -> int:
+        """Number of nodes."""
+        return self.comps.n
+
+    def capacitance(self) -> Float[Array, "comp"]:
+        """Capacitance of every node in nF (0 at junction nodes)."""
+        return self.cm * jnp.asarray(self.comps.area) * CAP_TO_NF
+
+    def axial_conductance(self) -> Float[Array, "comp"]:
+        """Conductance between every node and its parent in uS (0 for the root)."""
+        geom = jnp.asarray(self.comps.axial_geom)
+        safe = jnp.where(geom > 0, geom, 1.0)
+        return jnp.where(geom > 0, 1.0 / (self.ra * safe * GEOM_TO_MOHM), 0.0)
+
+    def init_state(self, v_init=None) -> dict:
+        """Initial state: every node at `v_init` (mV, default `self.v_init`), gates at steady state."""
+        v0 = self.v_init if v_init is None else jnp.asarray(v_init, float)
+        v = jnp.full((self.n,), v0)
+        return {"v": v, "channels": tuple(c.init_state(v, self.celsius) for c in self.channels)}
+
+    def membrane_current(self, channel_states, v):
+        """Total ionic current (nA) and its slope d I/d v (uS) at every node."""
+        area = jnp.asarray(self.comps.area) * AREA_TO_UNITS
+        i_tot = jnp.zeros_like(v)
+        g_tot = jnp.zeros_like(v)
+        for ch, mask, st in zip(self.channels, self.masks, channel_states):
+            i, g = jax.jvp(lambda vv, ch=ch, st=st: ch.current(st, vv), (v,), (jnp.ones_like(v),))
+            i_tot = i_tot + jnp.where(mask, i, 0.0)
+            g_tot = g_tot + jnp.where(mask, g, 0.0)
+        return i_tot * area, g_tot * area
+
+    def axial_current(self, v) -> Float[Array, "comp"]:
+        """Net current flowing out of every node into its neighbours through the cytoplasm, nA."""
+        g = self.axial_conductance()
+        par = np.maximum(self.comps.parent, 0)
+        edge = g * (v - v[par])  # current from node i to its parent
+        return edge - jax.ops.segment_sum(edge, par, num_segments=self.n)
+
+    def junction_average(self, x):
+        """Replace values at zero-area junction nodes by the conductance-weighted mean of their
+        neighbours (the exact algebraic solution for a node without capacitance)."""
+        junction = self.comps.is_junction
+        if not junction.any():
+            return x
+        g = self.axial_conductance()
+        par = np.maximum(self.comps.parent, 0)
+        # each junction's neighbours: its parent, and the nodes whose parent it is
+        num = jax.ops.segment_sum(g * x, par, num_segments=self.n) + g * x[par]
+        den = jax.ops.segment_sum(g, par, num_segments=self.n) + g
+        return jnp.where(junction, num / jnp.where(den > 0, den, 1.0), x)

@@ -1,0 +1,58 @@
+"""The channel interface: small final equinox modules with named parameters.
+
+Units: voltage mV, time ms, conductance densities S/cm^2, current densities mA/cm^2
+(outward positive), temperature degC.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+State = dict[str, Float[Array, " comp"]]
+
+
+class AbstractChannel(eqx.Module):
+    """A membrane mechanism.
+
+    Parameters are attributes (floats, or arrays of shape (n_comp,) once inserted in a cell).
+    Gating variables are described by their steady state and time constant, which the solvers
+    integrate with exponential Euler (as NEURON's ``cnexp``); mechanisms whose states are not
+    gates override `derivatives`.
+
+    Class variables:
+        state_names: names of the state variables, e.g. ("m", "h").
+        conductance_names: names of the conductance-density parameters (S/cm^2), zeroed where
+            the channel is not inserted.
+        ion: name of the ion carried ("na", "k", ...), or None for mixed/leak.
+    """
+
+    state_names: ClassVar[tuple[str, ...]] = ()
+    conductance_names: ClassVar[tuple[str, ...]] = ()
+
+    def init_state(self, v: Float[ArrayLike, " comp"], celsius: float) -> State:
+        """Steady state of every state variable at voltage `v` (mV) and temperature (degC)."""
+        inf, _ = self.gates(v, celsius)
+        return {k: inf[k] for k in self.state_names}
+
+    def gates(self, v: Float[ArrayLike, " comp"], celsius: float) -> tuple[State, State]:
+        """Steady states (dimensionless) and time constants (ms) of the gates at `v` (mV)."""
+        raise NotImplementedError
+
+    def derivatives(self, state: State, v: Float[ArrayLike, " comp"], celsius: float) -> State:
+        """Time derivatives (1/ms) of the states at voltage `v` (mV)."""
+        inf, tau = self.gates(v, celsius)
+        return {k: (inf[k] - state[k]) / tau[k] for k in self.state_names}
+
+    def current(self, state: State, v: Float[ArrayLike, " comp"]) -> Float[Array, " comp"]:
+        """Membrane current density in mA/cm^2 (outward positive) at voltage `v` (mV)."""
+        raise NotImplementedError
+
+
+def exp_euler_gates(channel: AbstractChannel, state: State, v, celsius: float, dt) -> State:
+    """Advance gating states by one exponential-Euler step of `dt` ms at fixed voltage `v` (mV)."""
+    inf, tau = channel.gates(v, celsius)
+    return {k: inf[k] + (state[k] - inf[k]) * jnp.exp(-dt / tau[k]) for k in channel.state_names}

@@ -1,0 +1,254 @@
+"""`simulate`: integrate a cell under a stimulus and return named recordings.
+
+Units: time ms, voltage mV, current nA.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .._cell import Cell, Probe
+from ..stimulus import as_stimulus
+from ._solvers import BackwardEuler, CableTerm, is_cable_solver
+
+
+class Solution(eqx.Module):
+    """Result of `simulate`.
+
+    Attributes:
+        ts: save times in ms, shape (n_save,).
+        recordings: name -> array of shape (n_save, n_nodes_probed), units of the state
+            (mV for "v", dimensionless for gates).
+        final_state: the full state at the end of the run.
+        stats: solver statistics (number of steps).
+    """
+
+    ts: Float[Array, "save"]
+    recordings: dict[str, Array]
+    final_state: dict
+    stats: dict
+
+    def __getitem__(self, name: str) -> Array:
+        """Recording `name` (n_save, n_nodes)."""
+        try:
+            return self.recordings[name]
+        except KeyError:
+            raise KeyError(
+                f"No recording {name!r}; recorded: {sorted(self.recordings)}."
+            ) from None
+
+
+def _probes(cell: Cell, record) -> dict[str, Probe]:
+    if record is None:
+        return {"v": cell.probe("v", "soma")}
+    if isinstance(record, Probe):
+        return {record.state: record}
+    if isinstance(record, str):
+        return {record: cell.probe(record, "all")}
+    if isinstance(record, Mapping):
+        out = {}
+        for k, p in record.items():
+            if not isinstance(p, Probe):
+                raise TypeError(f"record[{k!r}] must be a Probe (use cell.probe(...)).")
+            out[str(k)] = p
+        return out
+    if isinstance(record, Sequence):
+        out = {}
+        for p in record:
+            if not isinstance(p, Probe):
+                raise TypeError("record entries must be Probes (use cell.probe(...)).")
+            key = p.state if p.state not in out else f"{p.state}_{len(out)}"
+            out[key] = p
+        return out
+    raise TypeError(f"Cannot record {record!r}; give Probes from cell.probe(...).")
+
+
+def _extract(cell: Cell, probes: dict[str, Probe], y) -> dict[str, Array]:
+    names = [type(c).__name__ for c in cell.channels]
+    out = {}
+    for key, p in probes.items():
+        idx = np.asarray(p.index)
+        if p.state == "v":
+            out[key] = cell.junction_average(y["v"])[idx]
+        else:
+            kind, _, var = p.state.partition(".")
+            out[key] = y["channels"][names.index(kind)][var][idx]
+    return out
+
+
+def _check_finite_params(cell: Cell) -> Cell:
+    leaves = [x for x in jax.tree_util.tree_leaves(cell) if eqx.is_inexact_array(x)]
+    bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves]))
+    return eqx.error_if(
+        cell, bad,
+        "A cell parameter is NaN or inf (cm, ra, a channel parameter, celsius or v_init). "
+        "Check the values set with Cell.set/insert.",
+    )
+
+
+_NONFINITE = (
+    "The simulation produced NaN or inf. The time step is too large for this solver/precision "
+    "(explicit solvers and float32 are the usual cause): use a smaller dt, the implicit "
+    "jaxdend.BackwardEuler/CrankNicolson solvers, or float64 (jax_enable_x64)."
+)
+
+
+def simulate(
+    cell: Cell,
+    stimulus=None,
+    t1: float = 100.0,
+    dt: float = 0.025,
+    *,
+    t0: float = 0.0,
+    record=None,
+    record_every: int = 1,
+    solver: dfx.AbstractSolver | None = None,
+    stepsize_controller: dfx.AbstractStepSizeController | None = None,
+    saveat: dfx.SaveAt | None = None,
+    adjoint: dfx.AbstractAdjoint | None = None,
+    event: dfx.Event | None = None,
+    max_steps: int | None = None,
+    y0: dict | None = None,
+    checkpoint: bool = True,
+) -> Solution:
+    """Integrate `cell` from t0 to t1 under `stimulus` and record probes.
+
+    With a tree solver (default `BackwardEuler`), fixed steps and no `saveat`, `event` or
+    `adjoint`, the steps are driven by ``lax.scan`` (fastest); otherwise the run goes
+    through ``diffrax.diffeqsolve`` with everything passed on (any diffrax solver, adaptive
+    controllers, events, adjoints).
+
+    Args:
+        cell: the `Cell`.
+        stimulus: a `CurrentClamp`, list of them, a `Stimulus`, or None.
+        t1: end time, ms.
+        dt: time step (fixed) or initial step (adaptive), ms.
+        t0: start time, ms.
+        record: a Probe, list of Probes, dict name -> Probe, or a state name recorded at
+            every node; default: membrane potential at the soma (key "v").
+        record_every: save every k-th step (fixed steps); t0 is always saved.
+        solver: any diffrax solver; default `BackwardEuler()`.
+        stepsize_controller: diffrax controller; default constant steps of `dt`.
+        saveat: diffrax SaveAt (its times in ms); probes are extracted at its times.
+        adjoint: diffrax adjoint (diffeqsolve path only).
+        event: diffrax Event (diffeqsolve path only).
+        max_steps: diffeqsolve step limit (default: enough for fixed steps of dt).
+        y0: initial state (default: `cell.init_state()`).
+        checkpoint: recompute each step in the backward pass instead of storing its
+            intermediates (scan path); saves memory for gradients.
+
+    Returns:
+        `Solution` with `ts` (ms) and `recordings` (name -> (n_save, n_nodes)).
+    """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"simulate needs a jaxdend.Cell, got {type(cell).__name__}.")
+    dt_f, t0_f, t1_f = float(dt), float(t0), float(t1)
+    if not math.isfinite(dt_f) or dt_f <= 0:
+        raise ValueError(f"dt must be a positive time step in ms (e.g. 0.025), got {dt!r}.")
+    if not (math.isfinite(t0_f) and math.isfinite(t1_f)) or t1_f <= t0_f:
+        raise ValueError(f"Need t1 > t0 (ms), got t0={t0!r}, t1={t1!r}.")
+    if record_every < 1:
+        raise ValueError(f"record_every must be >= 1, got {record_every}.")
+    solver = BackwardEuler() if solver is None else solver
+    stim = as_stimulus(stimulus)
+    for c in stim.clamps:
+        if not 0 <= c.node < cell.n:
+            raise ValueError(
+                f"Stimulus at node {c.node}, but the cell has nodes 0..{cell.n - 1}; "
+                "pick a node with cell.nearest(...) or cell.select(...)."
+            )
+    probes = _probes(cell, record)
+    cell = _check_finite_params(cell)
+    y0 = cell.init_state() if y0 is None else y0
+    term = CableTerm(cell, stim)
+
+    n_float = (t1_f - t0_f) / dt_f
+    n_steps = round(n_float)
+    fast = (
+        is_cable_solver(solver)
+        and (stepsize_controller is None or isinstance(stepsize_controller, dfx.ConstantStepSize))
+        and saveat is None
+        and adjoint is None
+        and event is None
+    )
+    if fast:
+        if abs(n_float - n_steps) > 1e-6 * max(1.0, n_float):
+            raise ValueError(
+                f"(t1 - t0) / dt = {n_float:g} is not a whole number of steps; choose t1 and dt "
+                "so that it is (e.g. t1=100, dt=0.025)."
+            )
+        if n_steps % record_every:
+            raise ValueError(
+                f"{n_steps} steps is not a multiple of record_every={record_every}."
+            )
+        return _simulate_scan(term, solver, y0, t0_f, dt_f, n_steps, record_every, probes,
+                              checkpoint)
+    return _simulate_diffrax(term, solver, y0, t0_f, t1_f, dt_f, n_steps, record_every, probes,
+                             stepsize_controller, saveat, adjoint, event, max_steps)
+
+
+def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint):
+    cell = term.cell
+
+    def one_step(y, k):
+        ta = t0 + k * dt
+        return solver.advance(term, ta, ta + dt, y)
+
+    if checkpoint:
+        one_step = jax.checkpoint(one_step)
+
+    def block(y, j):
+        def inner(y, i):
+            return one_step(y, j * every + i), None
+
+        y, _ = jax.lax.scan(inner, y, jnp.arange(every))
+        return y, _extract(cell, probes, y)
+
+    y1, recs = jax.lax.scan(block, y0, jnp.arange(n_steps // every))
+    first = _extract(cell, probes, y0)
+    recs = {k: jnp.concatenate([first[k][None], recs[k]], axis=0) for k in recs}
+    bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(y1)]))
+    y1 = eqx.error_if(y1, bad, _NONFINITE)
+    ts = t0 + dt * every * jnp.arange(n_steps // every + 1)
+    return Solution(ts, recs, y1, {"num_steps": n_steps})
+
+
+def _simulate_diffrax(term, solver, y0, t0, t1, dt, n_steps, every, probes, controller,
+                      saveat, adjoint, event, max_steps):
+    cell = term.cell
+    controller = dfx.ConstantStepSize() if controller is None else controller
+
+    def fn(t, y, args):
+        return _extract(cell, probes, y)
+
+    if saveat is None:
+        n_save = max(1, math.ceil(n_steps / every))
+        ts = jnp.linspace(t0, t1, n_save + 1)
+        saveat = dfx.SaveAt(ts=ts, fn=fn)
+    else:
+        saveat = eqx.tree_at(lambda s: s.subs.fn, saveat, fn)
+    kwargs = {}
+    if adjoint is not None:
+        kwargs["adjoint"] = adjoint
+    if event is not None:
+        kwargs["event"] = event
+    if max_steps is None:
+        max_steps = max(16, int(1.5 * n_steps) + 16)
+    sol = dfx.diffeqsolve(
+        term, solver, t0, t1, dt, y0, saveat=saveat, stepsize_controller=controller,
+        max_steps=max_steps, **kwargs,
+    )
+    recs = sol.ys
+    leaves = jax.tree_util.tree_leaves(recs)
+    bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(jnp.where(jnp.isinf(x) & (x > 0), 0.0, x)))
+                             for x in leaves]))
+    recs = eqx.error_if(recs, bad, _NONFINITE)
+    return Solution(sol.ts, recs, {}, dict(sol.stats))

@@ -1,0 +1,24 @@
+"""Helpers shared by the tests (tests/ is on sys.path under pytest)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+import jaxdend as jd
+
+
+def tree_allclose(a, b, *, rtol: float, atol: float) -> bool:
+    """True if two PyTrees have the same structure and all leaves are close."""
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    if ta != tb:
+        return False
+    return all(np.allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+               for x, y in zip(la, lb))
+
+
+def hh_cell(morph, **discretize_kwargs) -> jd.Cell:
+    """A cell with NEURON's hh everywhere (Ra 100 Ohm cm, cm 1 uF/cm^2, 6.3 degC)."""
+    comps = jd.discretize(morph, **discretize_kwargs)
+    return jd.Cell(comps, ra=100.0, cm=1.0).insert(jd.channels.HH())
