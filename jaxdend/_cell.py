@@ -8,7 +8,7 @@ into uS and mA/cm^2 into nA; ``area * 1e-5`` turns uF/cm^2 into nF).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -87,10 +87,10 @@ class Cell(eqx.Module):
 
     comps: Compartments = eqx.field(static=True)
     plan: object = eqx.field(static=True)  # solve._tree.TreePlan
-    cm: Float[Array, "comp"]
-    ra: Float[Array, "comp"]
+    cm: Float[Array, " comp"]
+    ra: Float[Array, " comp"]
     channels: tuple[AbstractChannel, ...]
-    masks: tuple[Bool[Array, "comp"], ...]
+    masks: tuple[Bool[Array, " comp"], ...]
     celsius: Float[Array, ""]
     v_init: Float[Array, ""]
 
@@ -242,7 +242,7 @@ class Cell(eqx.Module):
         return np.nonzero(mask)[0]
 
     def nearest(self, where="all", distance: float = 0.0) -> int:
-        """Index of the membrane node in `where` whose path distance (um) is closest to `distance`."""
+        """Index of the membrane node in `where` closest to path distance `distance` (um)."""
         idx = self.select(where)
         if idx.size == 0:
             raise ValueError(f"No membrane node matches where={where!r}.")
@@ -280,18 +280,18 @@ class Cell(eqx.Module):
         """Number of nodes."""
         return self.comps.n
 
-    def capacitance(self) -> Float[Array, "comp"]:
+    def capacitance(self) -> Float[Array, " comp"]:
         """Capacitance of every node in nF (0 at junction nodes)."""
         return self.cm * jnp.asarray(self.comps.area) * CAP_TO_NF
 
-    def axial_conductance(self) -> Float[Array, "comp"]:
+    def axial_conductance(self) -> Float[Array, " comp"]:
         """Conductance between every node and its parent in uS (0 for the root)."""
         geom = jnp.asarray(self.comps.axial_geom)
         safe = jnp.where(geom > 0, geom, 1.0)
         return jnp.where(geom > 0, 1.0 / (self.ra * safe * GEOM_TO_MOHM), 0.0)
 
     def init_state(self, v_init=None) -> dict:
-        """Initial state: every node at `v_init` (mV, default `self.v_init`), gates at steady state."""
+        """Initial state: all nodes at `v_init` (mV, default `self.v_init`), gates at rest."""
         v0 = self.v_init if v_init is None else jnp.asarray(v_init, float)
         v = jnp.full((self.n,), v0)
         return {"v": v, "channels": tuple(c.init_state(v, self.celsius) for c in self.channels)}
@@ -307,7 +307,7 @@ class Cell(eqx.Module):
             g_tot = g_tot + jnp.where(mask, g, 0.0)
         return i_tot * area, g_tot * area
 
-    def axial_current(self, v) -> Float[Array, "comp"]:
+    def axial_current(self, v) -> Float[Array, " comp"]:
         """Net current flowing out of every node into its neighbours through the cytoplasm, nA."""
         g = self.axial_conductance()
         par = np.maximum(self.comps.parent, 0)

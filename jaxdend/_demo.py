@@ -14,8 +14,8 @@ import numpy as np
 
 from . import channels, stimulus
 from ._cell import Cell
-from .morphology import discretize, reduced_pyramidal
 from .features import spike_times
+from .morphology import discretize, reduced_pyramidal
 from .solve import simulate
 
 #: Channel densities (S/cm^2) of the demo cell: Pospischil et al. 2008 regular-spiking
@@ -135,7 +135,8 @@ def run_demo(out: str | Path = "demo_output", fit_steps: int = 60, verbose: bool
         },
     }
     first = summary["first_spike_ms"]
-    say(f"Spikes: {summary['spike_count']}" + (f" (first at {first:.2f} ms)" if spikes.size else ""))
+    first_txt = f" (first at {first:.2f} ms)" if spikes.size else ""
+    say(f"Spikes: {summary['spike_count']}{first_txt}")
     say(f"Resting potential: {rest:.2f} mV; input resistance: {r_in:.1f} MOhm")
     say(f"Simulation of 200 ms (incl. compilation): {sim_s:.2f} s")
     say(f"Fit of soma g_na, g_k and the leak ({fit_steps} Adam steps, {fit_s:.1f} s):")

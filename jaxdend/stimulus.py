@@ -57,8 +57,8 @@ class Sampled(AbstractWaveform):
         i: currents in nA at those times.
     """
 
-    t: Float[Array, "samples"]
-    i: Float[Array, "samples"]
+    t: Float[Array, " samples"]
+    i: Float[Array, " samples"]
 
     def __init__(self, t, i):
         """Build from sample times (ms, strictly increasing) and currents (nA)."""
@@ -92,7 +92,7 @@ class Stimulus(eqx.Module):
 
     clamps: tuple[CurrentClamp, ...] = ()
 
-    def current(self, t, n: int) -> Float[Array, "comp"]:
+    def current(self, t, n: int) -> Float[Array, " comp"]:
         """Injected current (nA) at every one of `n` nodes at time `t` (ms)."""
         out = jnp.zeros((n,))
         for c in self.clamps:

@@ -4,8 +4,8 @@ import os
 from pathlib import Path
 
 import jax
-from _nrnmod import nrn_mods  # noqa: F401  (session fixture)
 import pytest
+from _nrnmod import nrn_mods  # noqa: F401  (session fixture)
 
 jax.config.update("jax_enable_x64", True)
 

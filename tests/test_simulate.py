@@ -115,7 +115,7 @@ def test_record_states_anywhere():
                       record_every=4)
     assert sol["m_soma"].shape == (201, 1)
     assert sol["v_tuft"].shape[1] == len(cell.select("tuft"))
-    assert np.all((cell.comps.distance[cell.select("apical", distance=(500, 600))] >= 500))
+    assert np.all(cell.comps.distance[cell.select("apical", distance=(500, 600))] >= 500)
     assert sol["n_idx"].shape == (201, 2)
     assert float(sol["m_soma"].max()) > 0.9  # spiked
     with pytest.raises(KeyError, match="recorded"):

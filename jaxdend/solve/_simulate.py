@@ -31,7 +31,7 @@ class Solution(eqx.Module):
         stats: solver statistics (number of steps).
     """
 
-    ts: Float[Array, "save"]
+    ts: Float[Array, " save"]
     recordings: dict[str, Array]
     final_state: dict
     stats: dict

@@ -48,7 +48,8 @@ class TreePlan:
         """Build the plan for a Hines-ordered parent array (parent[0] = -1, parent[i] < i)."""
         parent = np.asarray(parent, dtype=np.int64)
         n = parent.shape[0]
-        if n == 0 or parent[0] != -1 or np.any(parent[1:] < 0) or np.any(parent[1:] >= np.arange(1, n)):
+        bad_order = np.any(parent[1:] < 0) or np.any(parent[1:] >= np.arange(1, n))
+        if n == 0 or parent[0] != -1 or bad_order:
             raise ValueError(
                 "The tree is not in Hines order: node 0 must be the only root (parent -1) and "
                 "every other node's parent must have a smaller index. Build compartments with "

@@ -1,0 +1,178 @@
+"""Benchmark: jaxdend vs NEURON vs Jaxley on the same HH model, in one run.
+
+Cases: a small reduced pyramidal cell (~60 compartments), the real L5 cell C060114A5 at
+2 segments per section (~1,000 nodes) and at NEURON's d_lambda = 0.1 rule (~2,000 nodes).
+HH everywhere, 100 ms at dt = 0.025 ms, step current at the soma. Reported per simulator:
+compile time, forward time, value-and-gradient time (mean squared soma voltage w.r.t. all
+parameters), compartment-steps per second, peak resident memory of the process so far, and
+the mean absolute soma-voltage error against NEURON.
+
+Usage:
+    python benchmarks/simulate.py [--quick] [--json PATH] [--no-jaxley]
+
+Writes the rows as JSON (default benchmarks/results/simulate.json) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+import jaxdend as jd  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "morphology"
+SWC = DATA / "C060114A5_derived.swc"
+DT, T1, AMP, DELAY, DUR = 0.025, 100.0, 2.0, 10.0, 80.0
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _best(fn, repeats):
+    times = []
+    out = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def cases(quick: bool):
+    """(name, morphology, discretize kwargs, jaxley ncomp, amp) of every benchmark case."""
+    out = [("reduced_pyramidal", jd.reduced_pyramidal(), {"nseg": 3}, 3, 1.0)]
+    if SWC.exists():
+        real = jd.load_morphology(SWC)
+        out.append(("C060114A5_nseg2", real, {"nseg": 2}, 2, AMP))
+        if not quick:
+            out.append(("C060114A5_dlambda", real, {"d_lambda": 0.1}, 5, AMP))
+    else:
+        print(f"warning: {SWC} not found; real-cell cases skipped", file=sys.stderr)
+    return out
+
+
+def bench_jaxdend(cell, stim, repeats):
+    """Compile, forward and value-and-grad timings of jaxdend; soma trace (mV)."""
+    record = cell.probe("v", index=0)
+
+    @eqx.filter_jit
+    def forward(c):
+        return jd.simulate(c, stim, t1=T1, dt=DT, record=record)["v"][:, 0]
+
+    @eqx.filter_jit
+    def value_and_grad(c):
+        return eqx.filter_value_and_grad(lambda c: jnp.mean(forward.__wrapped__(c) ** 2))(c)
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(forward(cell))
+    first = time.perf_counter() - t0
+    fwd_s, v = _best(lambda: forward(cell), repeats)
+    t0 = time.perf_counter()
+    jax.block_until_ready(value_and_grad(cell))
+    grad_first = time.perf_counter() - t0
+    grad_s, _ = _best(lambda: value_and_grad(cell), repeats)
+    return {"compile_s": first - fwd_s, "forward_s": fwd_s, "grad_s": grad_s,
+            "grad_compile_s": grad_first - grad_s}, np.asarray(v)
+
+
+def bench_neuron(cell, morph, stim, repeats):
+    """NEURON fixed-step backward Euler (the same scheme) on the same model."""
+    from jaxdend.neuron_bridge import NeuronModel
+
+    t0 = time.perf_counter()
+    model = NeuronModel(cell, morph)
+    build_s = time.perf_counter() - t0
+    times, v = [], None
+    for _ in range(repeats):
+        _, v, seconds = model.run(stim, T1, DT, [0])
+        times.append(seconds)
+    return {"compile_s": build_s, "forward_s": min(times), "grad_s": None}, v[:, 0]
+
+
+def main(argv=None) -> int:
+    """Run the benchmark and write the JSON rows."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small cases, one repeat")
+    parser.add_argument("--json", default=str(HERE / "results" / "simulate.json"),
+                        help="where to write the rows")
+    parser.add_argument("--no-jaxley", action="store_true", help="skip the Jaxley peer")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else 3
+    rows = []
+    for name, morph, disc, ncomp, amp in cases(args.quick):
+        comps = jd.discretize(morph, **disc)
+        cell = jd.Cell(comps, ra=100.0, cm=1.0).insert(jd.channels.HH())
+        stim = jd.stimulus.step(0, amp, DELAY, DUR)
+        n_seg = int((~comps.is_junction).sum())
+        steps = round(T1 / DT)
+        print(f"[{name}] {comps.n} nodes ({n_seg} segments), {steps} steps", flush=True)
+        results = {}
+        nrn, v_ref = bench_neuron(cell, morph, stim, repeats)
+        results["NEURON"] = (nrn, v_ref, n_seg)
+        jdx, v = bench_jaxdend(cell, stim, repeats)
+        results["jaxdend"] = (jdx, v, n_seg)
+        if not args.no_jaxley:
+            try:
+                sys.path.insert(0, str(HERE))
+                from _jaxley_peer import run_jaxley
+
+                src = SWC if name.startswith("C060114A5") else None
+                if src is None:
+                    raise RuntimeError("Jaxley peer runs on SWC files only")
+                r = run_jaxley(str(src), ncomp, T1, DT, amp, DELAY, DUR, repeats=repeats)
+                v_jx = np.asarray(r["v_soma"])[: len(v_ref)]
+                results[f"Jaxley {r.get('version', '')}".strip()] = (
+                    {k: r[k] for k in ("compile_s", "forward_s", "grad_s")}, v_jx, r["n_comp"])
+            except Exception as err:  # noqa: BLE001 - report and continue
+                print(f"  Jaxley skipped: {type(err).__name__}: {err}", flush=True)
+        for sim, (timing, trace, n_comp) in results.items():
+            err = float(np.mean(np.abs(trace - v_ref))) if len(trace) == len(v_ref) else None
+            row = {
+                "case": name, "n_comp": int(n_comp), "simulator": sim,
+                "compile_s": timing["compile_s"], "forward_s": timing["forward_s"],
+                "grad_s": timing["grad_s"], "mean_abs_err_mV": err,
+                "comp_steps_per_s": n_comp * steps / timing["forward_s"],
+                "peak_rss_MB": _peak_rss_mb(),
+                "spikes": int(len(jd.features.spike_times(np.arange(len(trace)) * DT, trace))),
+            }
+            rows.append(row)
+            print("  " + json.dumps(row), flush=True)
+    _table(rows)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+def _fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def _table(rows):
+    print("\n| case | n_comp | simulator | compile s | forward s | grad s | grad/fwd | "
+          "Mcomp-steps/s | err vs NEURON mV | spikes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = r["grad_s"] / r["forward_s"] if r["grad_s"] else None
+        print(f"| {r['case']} | {r['n_comp']} | {r['simulator']} | {_fmt(r['compile_s'], '.2f')} "
+              f"| {_fmt(r['forward_s'], '.3f')} | {_fmt(r['grad_s'], '.3f')} | "
+              f"{_fmt(ratio, '.1f')} | {r['comp_steps_per_s'] / 1e6:.1f} | "
+              f"{_fmt(r['mean_abs_err_mV'], '.2g')} | {r['spikes']} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
