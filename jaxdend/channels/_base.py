@@ -56,3 +56,8 @@ def exp_euler_gates(channel: AbstractChannel, state: State, v, celsius: float, d
     """Advance gating states by one exponential-Euler step of `dt` ms at fixed voltage `v` (mV)."""
     inf, tau = channel.gates(v, celsius)
     return {k: inf[k] + (state[k] - inf[k]) * jnp.exp(-dt / tau[k]) for k in channel.state_names}
+
+
+def q10_factor(q10, celsius, temp_ref) -> Array:
+    """Rate factor ``q10**((celsius - temp_ref)/10)`` (dimensionless); temperatures in degC."""
+    return jnp.asarray(q10) ** ((jnp.asarray(celsius) - temp_ref) / 10.0)

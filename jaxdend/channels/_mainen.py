@@ -29,7 +29,7 @@ from typing import ClassVar
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._base import AbstractChannel, State
+from ._base import AbstractChannel, State, q10_factor
 from ._hh import check_positive, vtrap
 
 
@@ -47,10 +47,6 @@ def trap0(v, th, a, q) -> Array:
     """
     return a * vtrap(-(jnp.asarray(v) - th), q)
 
-
-def _tadj(q10, celsius, temp_ref) -> Array:
-    """Temperature factor ``q10**((celsius - temp_ref)/10)`` (dimensionless); degC in."""
-    return jnp.asarray(q10) ** ((jnp.asarray(celsius) - temp_ref) / 10.0)
 
 
 class MainenNa(AbstractChannel):
@@ -117,7 +113,7 @@ class MainenNa(AbstractChannel):
             ``(inf, tau)``: dicts keyed by "m", "h"; ``tau`` in ms.
         """
         vm = jnp.asarray(v) + self.vshift
-        tadj = _tadj(self.q10, celsius, self.temp_ref)
+        tadj = q10_factor(self.q10, celsius, self.temp_ref)
         am = trap0(vm, self.tha, self.ra, self.qa)
         bm = trap0(-vm, -self.tha, self.rb, self.qa)
         ah = trap0(vm, self.thi1, self.rd, self.qi)
@@ -136,7 +132,7 @@ class MainenNa(AbstractChannel):
         Returns:
             ``tadj(g_celsius) g_na m^3 h (v - e_na)`` in mA/cm^2.
         """
-        tadj = _tadj(self.q10, self.g_celsius, self.temp_ref)
+        tadj = q10_factor(self.q10, self.g_celsius, self.temp_ref)
         g = tadj * self.g_na * state["m"] ** 3 * state["h"]
         return g * (jnp.asarray(v) - self.e_na)
 
@@ -187,7 +183,7 @@ class MainenKv(AbstractChannel):
             ``(inf, tau)``: dicts keyed by "n"; ``tau`` in ms.
         """
         v = jnp.asarray(v)
-        tadj = _tadj(self.q10, celsius, self.temp_ref)
+        tadj = q10_factor(self.q10, celsius, self.temp_ref)
         a = trap0(v, self.tha, self.ra, self.qa)
         b = trap0(-v, -self.tha, self.rb, self.qa)
         return {"n": a / (a + b)}, {"n": 1.0 / (tadj * (a + b))}
@@ -202,5 +198,5 @@ class MainenKv(AbstractChannel):
         Returns:
             ``tadj(g_celsius) g_k n (v - e_k)`` in mA/cm^2.
         """
-        tadj = _tadj(self.q10, self.g_celsius, self.temp_ref)
+        tadj = q10_factor(self.q10, self.g_celsius, self.temp_ref)
         return tadj * self.g_k * state["n"] * (jnp.asarray(v) - self.e_k)

@@ -21,13 +21,8 @@ from typing import ClassVar
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._base import AbstractChannel, State
+from ._base import AbstractChannel, State, q10_factor
 from ._hh import check_positive, vtrap
-
-
-def _tadj(q10, celsius, temp_ref) -> Array:
-    """Rate factor ``q10**((celsius - temp_ref)/10)`` (dimensionless); temperatures in degC."""
-    return jnp.asarray(q10) ** ((jnp.asarray(celsius) - temp_ref) / 10.0)
 
 
 class PospischilNa(AbstractChannel):
@@ -68,7 +63,7 @@ class PospischilNa(AbstractChannel):
             ``(inf, tau)``: dicts keyed by "m", "h"; ``tau`` in ms.
         """
         v2 = jnp.asarray(v) - self.vt
-        tadj = _tadj(self.q10, celsius, self.temp_ref)
+        tadj = q10_factor(self.q10, celsius, self.temp_ref)
         rates = {
             "m": (0.32 * vtrap(13.0 - v2, 4.0), 0.28 * vtrap(v2 - 40.0, 5.0)),
             "h": (0.128 * jnp.exp((17.0 - v2) / 18.0), 4.0 / (1.0 + jnp.exp((40.0 - v2) / 5.0))),
@@ -127,7 +122,7 @@ class PospischilKd(AbstractChannel):
             ``(inf, tau)``: dicts keyed by "n"; ``tau`` in ms.
         """
         v2 = jnp.asarray(v) - self.vt
-        tadj = _tadj(self.q10, celsius, self.temp_ref)
+        tadj = q10_factor(self.q10, celsius, self.temp_ref)
         a = 0.032 * vtrap(15.0 - v2, 5.0)
         b = 0.5 * jnp.exp((10.0 - v2) / 40.0)
         return {"n": a / (a + b)}, {"n": 1.0 / (tadj * (a + b))}
@@ -183,7 +178,7 @@ class PospischilM(AbstractChannel):
             ``(inf, tau)``: dicts keyed by "p"; ``tau`` in ms.
         """
         x = jnp.asarray(v) + 35.0
-        tadj = _tadj(self.q10, celsius, self.temp_ref)
+        tadj = q10_factor(self.q10, celsius, self.temp_ref)
         p_inf = 1.0 / (1.0 + jnp.exp(-x / 10.0))
         tau_p = self.tau_max / (3.3 * jnp.exp(x / 20.0) + jnp.exp(-x / 20.0)) / tadj
         return {"p": p_inf}, {"p": tau_p}
