@@ -9,9 +9,13 @@ Model set-up (all through Jaxley's public API):
   branches** (centre -> -y and centre -> +y), each a cylinder of length r and radius
   r, so the soma is a cylinder of length 2r and diameter 2r -- the same lateral area
   (4 pi r^2) that NEURON's 3-point-soma import gives.  The soma branches get
-  ``ncomp`` compartments each like every other branch.  Stimulus and recording are at
-  ``cell.branch(0).comp(0)``, the first compartment of the first soma branch (its
-  node sits next to the soma centre, i.e. within r/(2*ncomp) of NEURON's soma(0.5)).
+  ``ncomp`` compartments each like every other branch.  Stimulus and recording are
+  at the soma compartment whose node is nearest the SWC root point (soma centre),
+  found from ``cell.nodes`` and addressed as ``cell.branch(b).comp(c)``; its node is
+  r/(2*ncomp) from the centre (NEURON's soma(0.5)).  Note: plain
+  ``cell.branch(0).comp(0)`` would be the *far* (-y) end of the first soma branch
+  (Jaxley orders branch 0 tip -> centre), 5r/6 from the centre for ncomp=3; at
+  ncomp=1 both choices coincide.
 * Discretisation vs NEURON: Jaxley uses a **fixed number of compartments per
   branch** (``ncomp``), independent of branch length and electrotonic length, so
   total compartments = ncomp * n_branches (377 branches for C060114A5_derived.swc).
@@ -57,9 +61,8 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
 import jaxley as jx  # noqa: E402
+import numpy as np  # noqa: E402
 from jaxley.channels import HH  # noqa: E402
 
 HH_PARAMS = {
@@ -70,6 +73,22 @@ HH_PARAMS = {
     "HH_eK": -77.0,
     "HH_eLeak": -54.3,
 }
+
+
+def _soma_centre_comp(cell, swc_path):
+    """(branch, local comp) of the soma compartment nearest the SWC root point.
+
+    Falls back to branch(0).comp(0) if the cell has no soma group."""
+    nodes = cell.nodes
+    if "soma" not in nodes or not nodes["soma"].any():
+        return 0, 0
+    root = np.loadtxt(swc_path, comments="#", ndmin=2)[0, 2:5]
+    soma = nodes[nodes["soma"]]
+    d = np.linalg.norm(soma[["x", "y", "z"]].to_numpy(float) - root, axis=1)
+    row = soma.iloc[int(np.argmin(d))]
+    b = int(row["global_branch_index"])
+    first = int(nodes.loc[nodes["global_branch_index"] == b, "global_comp_index"].min())
+    return b, int(row["global_comp_index"]) - first
 
 
 def _build_cell(swc_path, ncomp, t1, dt, amp, delay, dur):
@@ -87,7 +106,8 @@ def _build_cell(swc_path, ncomp, t1, dt, amp, delay, dur):
     cur = np.asarray(cur)[:n_steps]
     if cur.shape[0] < n_steps:  # defensive; step_current gives >= n_steps + 1
         cur = np.concatenate([cur, np.zeros(n_steps - cur.shape[0])])
-    soma = cell.branch(0).comp(0)
+    b, c = _soma_centre_comp(cell, swc_path)
+    soma = cell.branch(b).comp(c)
     soma.stimulate(jnp.asarray(cur), verbose=False)
     soma.record("v", verbose=False)
     return cell, n_steps
