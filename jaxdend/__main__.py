@@ -20,7 +20,7 @@ def main(argv=None) -> int:
         "leak conductances from a perturbed start, print a summary and write a plot",
     )
     demo.add_argument("--out", default="demo_output", help="folder for demo.png and summary.json")
-    demo.add_argument("--fit-steps", type=int, default=60, help="number of Adam steps")
+    demo.add_argument("--fit-steps", type=int, default=200, help="number of Adam steps")
     args = parser.parse_args(argv)
 
     import jax

@@ -38,7 +38,7 @@ def demo_cell() -> Cell:
     return cell.insert(channels.PospischilM(g_k=d["soma_g_m"]), where=axo_somatic)
 
 
-def run_demo(out: str | Path = "demo_output", fit_steps: int = 60, verbose: bool = True) -> dict:
+def run_demo(out: str | Path = "demo_output", fit_steps: int = 200, verbose: bool = True) -> dict:
     """Simulate the demo cell, fit soma Na and K and the leak from a perturbed start, plot.
 
     Args:
@@ -172,4 +172,6 @@ def run_demo(out: str | Path = "demo_output", fit_steps: int = 60, verbose: bool
     fig.savefig(path, dpi=120)
     plt.close(fig)
     say(f"Plot written to {path}")
+    say("Note: a parameter the trace barely constrains can stay off even when the fitted "
+        "trace matches (final MSE above); more protocols (e.g. spike trains) pin it down.")
     return summary
