@@ -18,6 +18,15 @@ def tree_allclose(a, b, *, rtol: float, atol: float) -> bool:
                for x, y in zip(la, lb))
 
 
+def to_float32(tree):
+    """Cast every floating-point array leaf of a PyTree (e.g. a Cell) to float32."""
+    import jax.numpy as jnp
+
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(jnp.float32)
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
 def hh_cell(morph, **discretize_kwargs) -> jd.Cell:
     """A cell with NEURON's hh everywhere (Ra 100 Ohm cm, cm 1 uF/cm^2, 6.3 degC)."""
     comps = jd.discretize(morph, **discretize_kwargs)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import hh_cell
+from _helpers import hh_cell, to_float32
 
 import jaxdend as jd
 
@@ -74,9 +74,7 @@ def test_bad_sampled_waveform():
 
 def test_unstable_step_in_float32_is_reported(cell):
     """An explicit solver with a far too large step in float32 blows up: clear error, no NaN."""
-    cell32 = jax.tree_util.tree_map(
-        lambda x: x.astype(jnp.float32)
-        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating) else x, cell)
+    cell32 = to_float32(cell)
     with jax.enable_x64(False):
         with pytest.raises(eqx.EquinoxRuntimeError, match="time step is too large"):
             jd.simulate(cell32, jd.stimulus.step(0, 0.5), t1=20.0, dt=0.5, solver=dfx.Euler())

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import hh_cell, tree_allclose
+from _helpers import hh_cell, to_float32, tree_allclose
 
 import jaxdend as jd
 
@@ -126,16 +126,11 @@ def test_float32_close_to_float64():
     cell = hh_cell(jd.reduced_pyramidal())
     stim = jd.stimulus.step(0, 0.8, 2.0, 30.0)
     v64 = np.asarray(jd.simulate(cell, stim, t1=40.0)["v"])
-    cell32 = jax.tree_util.tree_map(
-        lambda x: x.astype(jnp.float32) if eqx_float(x) else x, cell)
+    cell32 = to_float32(cell)
     with jax.enable_x64(False):
         v32 = np.asarray(jd.simulate(cell32, stim, t1=40.0)["v"])
     assert v32.dtype == np.float32
     assert np.abs(v32 - v64).max() < 0.5  # mV
-
-
-def eqx_float(x):
-    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating)
 
 
 def test_vmap_over_parameters():
