@@ -10,6 +10,7 @@ from . import features as features
 from . import morphology as morphology
 from . import solve as solve
 from . import stimulus as stimulus
+from . import synapses as synapses
 from ._cell import Cell as Cell
 from ._cell import Probe as Probe
 from ._cell import by_distance as by_distance

@@ -18,6 +18,7 @@ from jaxtyping import Array, Bool, Float
 
 from .channels import AbstractChannel
 from .morphology import Compartments
+from .synapses import AbstractReceptor, GapJunctions, Synapses, TsodyksMarkram
 
 AREA_TO_UNITS = 1e-2  # S/cm^2 * um^2 -> uS ; mA/cm^2 * um^2 -> nA
 CAP_TO_NF = 1e-5  # uF/cm^2 * um^2 -> nF
@@ -93,6 +94,8 @@ class Cell(eqx.Module):
     masks: tuple[Bool[Array, " comp"], ...]
     celsius: Float[Array, ""]
     v_init: Float[Array, ""]
+    synapses: tuple[Synapses, ...]
+    gap_junctions: GapJunctions | None
 
     def __init__(
         self,
@@ -106,6 +109,8 @@ class Cell(eqx.Module):
         masks: tuple = (),
         schedule: str = "sequential",
         plan=None,
+        synapses: tuple[Synapses, ...] = (),
+        gap_junctions: GapJunctions | None = None,
     ):
         """Create a passive cell.
 
@@ -131,6 +136,8 @@ class Cell(eqx.Module):
         self.masks = tuple(jnp.asarray(m, dtype=bool) for m in masks)
         self.celsius = jnp.asarray(celsius, dtype=float)
         self.v_init = jnp.asarray(v_init, dtype=float)
+        self.synapses = tuple(synapses)
+        self.gap_junctions = gap_junctions
 
     def __check_init__(self):
         for name in ("cm", "ra"):
@@ -198,15 +205,105 @@ class Cell(eqx.Module):
         """
         if name in ("celsius", "v_init"):
             return eqx.tree_at(lambda c: getattr(c, name), self, jnp.asarray(value, float))
+        getter = self._getter(name)
+        if name.partition(".")[0] in [g.name for g in self.synapses]:
+            old = getter(self)
+            return eqx.tree_at(getter, self, jnp.broadcast_to(jnp.asarray(value, float),
+                                                              jnp.shape(old)))
         mask = self.comps.mask(where)
         new = _resolve(value, self.comps, name)
-        getter = self._getter(name)
         return eqx.tree_at(getter, self, jnp.where(mask, new, getter(self)))
+
+    def add_synapses(
+        self,
+        name: str,
+        receptor: AbstractReceptor,
+        nodes,
+        gmax: float | np.ndarray | Array = 1.0,
+        *,
+        stp: TsodyksMarkram | None = None,
+    ) -> Cell:
+        """Add a group of synapses of one receptor type; returns a new cell.
+
+        Drive the group with ``jaxdend.synapses.Input(name, trains)`` in the stimulus, record
+        its states with ``cell.probe(f"{name}.g")`` (conductance, nS), and set its parameters
+        with ``cell.set(f"{name}.gmax", ...)`` or ``f"{name}.tau_decay"`` etc.
+
+        Args:
+            name: group name (must differ from the channel names and other groups).
+            receptor: ``AMPA()``, ``NMDA()``, ``GABAA()``, ``GABAB()`` (time constants ms,
+                reversal mV).
+            nodes: compartment index of every synapse (see `jaxdend.synapses.place`,
+                `Cell.select`, `Cell.nearest`).
+            gmax: peak conductance per release, nS (scalar or one per synapse).
+            stp: optional Tsodyks–Markram short-term plasticity.
+        """
+        taken = [type(c).__name__ for c in self.channels] + [g.name for g in self.synapses]
+        if not name or "." in name or name in taken or name in ("v", "cm", "ra"):
+            raise ValueError(
+                f"Synapse group name {name!r} is empty, contains '.', or is already used "
+                f"(channels and groups: {taken}); choose another name."
+            )
+        if not isinstance(receptor, AbstractReceptor):
+            raise TypeError(f"receptor must be e.g. jaxdend.synapses.AMPA(), got {receptor!r}.")
+        nodes = np.atleast_1d(np.asarray(nodes))
+        if nodes.dtype.kind not in "iu" or nodes.ndim != 1:
+            raise ValueError("nodes must be a 1-D array of integer compartment indices.")
+        bad = nodes[(nodes < 0) | (nodes >= self.n)]
+        if bad.size:
+            raise ValueError(
+                f"Synapse {name!r} on compartment {int(bad[0])}, but the cell has compartments "
+                f"0..{self.n - 1}; pick nodes with jaxdend.synapses.place or cell.select."
+            )
+        junction = nodes[self.comps.is_junction[nodes]]
+        if junction.size:
+            raise ValueError(
+                f"Compartment {int(junction[0])} is a zero-area branch-point node; put synapses "
+                "on membrane compartments (cell.select(...) excludes branch points)."
+            )
+        g = gmax if _is_tracer(gmax) else np.asarray(gmax, dtype=float)
+        g = jnp.broadcast_to(jnp.asarray(g, dtype=float), (nodes.size,))
+        group = Synapses(name, receptor, tuple(int(i) for i in nodes), g, stp)
+        return eqx.tree_at(lambda c: c.synapses, self, self.synapses + (group,))
+
+    def add_gap_junctions(self, a, b, g) -> Cell:
+        """Connect compartments `a[k]` and `b[k]` by gap junctions of conductance `g` nS.
+
+        For two cells, build them into one `Compartments` with
+        `jaxdend.morphology.combine` and use the returned offsets for the indices.
+        """
+        a = np.atleast_1d(np.asarray(a, dtype=np.int64))
+        b = np.atleast_1d(np.asarray(b, dtype=np.int64))
+        self.comps.mask(np.concatenate([a, b]))  # range check with a clear message
+        gj = GapJunctions(tuple(int(i) for i in a), tuple(int(i) for i in b),
+                          jnp.broadcast_to(jnp.asarray(g, dtype=float), (a.size,)))
+        if self.gap_junctions is not None:
+            old = self.gap_junctions
+            gj = GapJunctions(old.a + gj.a, old.b + gj.b, jnp.concatenate([old.g, gj.g]))
+        return eqx.tree_at(lambda c: c.gap_junctions, self, gj,
+                           is_leaf=lambda x: x is None)
+
+    def synapse_group(self, name: str) -> int:
+        """Position of synapse group `name` in `self.synapses` (ValueError if absent)."""
+        names = [g.name for g in self.synapses]
+        if name not in names:
+            raise ValueError(f"No synapse group {name!r}; groups: {names}.")
+        return names.index(name)
 
     def _getter(self, name: str):
         if name in ("cm", "ra"):
             return lambda c: getattr(c, name)
         kind, _, param = name.partition(".")
+        if kind in [g.name for g in self.synapses]:
+            k = self.synapse_group(kind)
+            grp = self.synapses[k]
+            if param == "gmax":
+                return lambda c: c.synapses[k].gmax
+            for part in ("receptor", "stp"):
+                obj = getattr(grp, part)
+                if obj is not None and param in [f.name for f in dataclasses.fields(obj)]:
+                    return lambda c, part=part: getattr(getattr(c.synapses[k], part), param)
+            raise ValueError(f"Synapse group {kind!r} has no parameter {param!r}.")
         names = [type(c).__name__ for c in self.channels]
         if kind not in names:
             raise ValueError(
@@ -257,8 +354,17 @@ class Cell(eqx.Module):
             distance: optional (min, max) path-distance range in um.
             index: explicit node index or indices.
         """
+        kind, _, var = state.partition(".")
+        if kind in [g.name for g in self.synapses]:
+            grp = self.synapses[self.synapse_group(kind)]
+            if var not in ("g",) + grp.state_names[:2] + grp.state_names[3:]:
+                raise ValueError(f"Cannot record {state!r}; synapse states: g (nS), A, B"
+                                 + (", u, x" if grp.stp is not None else "") + ".")
+            idx = np.arange(grp.n) if index is None else np.atleast_1d(np.asarray(index))
+            if idx.size == 0 or idx.min() < 0 or idx.max() >= grp.n:
+                raise ValueError(f"Synapse index out of range 0..{grp.n - 1} for {kind!r}.")
+            return Probe(state, tuple(int(i) for i in idx))
         if state != "v":
-            kind, _, var = state.partition(".")
             names = [type(c).__name__ for c in self.channels]
             if kind not in names or var not in type(self.channels[names.index(kind)]).state_names:
                 avail = ["v"] + [
@@ -294,7 +400,10 @@ class Cell(eqx.Module):
         """Initial state: all nodes at `v_init` (mV, default `self.v_init`), gates at rest."""
         v0 = self.v_init if v_init is None else jnp.asarray(v_init, float)
         v = jnp.full((self.n,), v0)
-        return {"v": v, "channels": tuple(c.init_state(v, self.celsius) for c in self.channels)}
+        state = {"v": v, "channels": tuple(c.init_state(v, self.celsius) for c in self.channels)}
+        if self.synapses:  # only when present: diffrax rejects empty subtrees in adaptive solves
+            state["synapses"] = tuple(g.init_state() for g in self.synapses)
+        return state
 
     def membrane_current(self, channel_states, v):
         """Total ionic current (nA) and its slope d I/d v (uS) at every node."""
@@ -306,6 +415,22 @@ class Cell(eqx.Module):
             i_tot = i_tot + jnp.where(mask, i, 0.0)
             g_tot = g_tot + jnp.where(mask, g, 0.0)
         return i_tot * area, g_tot * area
+
+    def synaptic_current(self, syn_states, v):
+        """Total synaptic and gap-junction current (nA) and its slope d I/d v (uS) per node."""
+        i_tot = jnp.zeros_like(v)
+        g_tot = jnp.zeros_like(v)
+        for grp, st in zip(self.synapses, syn_states):
+            idx = np.asarray(grp.node, dtype=np.int64)
+            vs = v[idx]
+            i, g = jax.jvp(lambda vv, grp=grp, st=st: grp.current(st, vv), (vs,),
+                           (jnp.ones_like(vs),))
+            i_tot = i_tot + jax.ops.segment_sum(i, idx, num_segments=self.n)
+            g_tot = g_tot + jax.ops.segment_sum(g, idx, num_segments=self.n)
+        if self.gap_junctions is not None:
+            i, g = self.gap_junctions.current(v)
+            i_tot, g_tot = i_tot + i, g_tot + g
+        return i_tot, g_tot
 
     def axial_current(self, v) -> Float[Array, " comp"]:
         """Net current flowing out of every node into its neighbours through the cytoplasm, nA."""

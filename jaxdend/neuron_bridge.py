@@ -108,7 +108,7 @@ class NeuronModel:
             ValueError: a parameter varies within a NEURON section where NEURON cannot
                 (``Ra``), or two mechanisms set different reversal potentials of one ion.
             KeyError: a channel has no NEURON counterpart (see `NEURON_MECHANISMS`; the
-                ``jd_*`` mechanisms need the mod files of ``tests/mod`` compiled and loaded).
+                ``jd_*`` mechanisms need the mod files of ``jaxdend/nmodl`` compiled and loaded).
         """
         import numpy as np
         from neuron import h
@@ -175,6 +175,42 @@ class NeuronModel:
                             continue
                         setattr(mech, name, value)
 
+    def _synapses(self, stim, keep):
+        """Point processes and NetCons for the cell's synapse groups (Exp2Syn, jd_nmda)."""
+        import numpy as np
+        from neuron import h
+
+        from .synapses import NMDA
+
+        if self.cell.gap_junctions is not None:
+            raise NotImplementedError("Gap junctions are not translated to NEURON.")
+        netcons = []
+        for grp in self.cell.synapses:
+            if grp.stp is not None:
+                raise NotImplementedError("Short-term plasticity is not translated to NEURON.")
+            times = stim.spike_times(grp.name)
+            rec = grp.receptor
+            params = {f: np.broadcast_to(np.asarray(getattr(rec, f), float), (grp.n,))
+                      for f in (fld.name for fld in dataclasses.fields(rec))}
+            gmax = np.asarray(grp.gmax, float)
+            for k, node in enumerate(grp.node):
+                seg = self.segment(node)
+                if isinstance(rec, NMDA):
+                    syn = h.jd_nmda(seg)
+                    syn.mg, syn.mg_slope, syn.mg_k = (
+                        float(params[f][k]) for f in ("mg", "mg_slope", "mg_k"))
+                else:
+                    syn = h.Exp2Syn(seg)
+                syn.tau1, syn.tau2 = float(params["tau_rise"][k]), float(params["tau_decay"][k])
+                syn.e = float(params["e_rev"][k])
+                nc = h.NetCon(None, syn)
+                nc.weight[0] = 1e-3 * float(gmax[k])  # nS -> uS
+                keep += [syn, nc]
+                if times is not None:
+                    row = np.asarray(times[k])
+                    netcons.append((nc, row[np.isfinite(row)]))
+        return netcons
+
     def segment(self, node: int):
         """The NEURON segment of `node` (not a junction node)."""
         where = self.node_to_segment[node]
@@ -186,8 +222,9 @@ class NeuronModel:
         """Run NEURON's fixed-step backward Euler and record membrane potentials.
 
         Args:
-            stimulus: jaxdend clamps (a `CurrentClamp`, list, or `Stimulus`); Step and Sampled
-                waveforms are supported (IClamp, played vector).
+            stimulus: jaxdend clamps and synaptic inputs (a `CurrentClamp`, `Input`, list, or
+                `Stimulus`); Step and Sampled waveforms (IClamp, played vector); synapse groups
+                become Exp2Syn (AMPA, GABA) or jd_nmda point processes fed by NetCon events.
             t1: duration, ms.
             dt: time step, ms.
             record_nodes: node indices to record v at.
@@ -206,6 +243,7 @@ class NeuronModel:
 
         stim = as_stimulus(stimulus)
         keep = []
+        netcons = self._synapses(stim, keep)
         for clamp in stim.clamps:
             ic = h.IClamp(self.segment(clamp.node))
             wf = clamp.waveform
@@ -233,9 +271,90 @@ class NeuronModel:
         v0 = float(self.cell.v_init) if v_init is None else float(v_init)
         start = time.perf_counter()
         h.finitialize(v0)
+        for nc, times in netcons:
+            for te in times:
+                nc.event(float(te))
         h.continuerun(t1)
         seconds = time.perf_counter() - start
         t = np.asarray(t_vec)
         v = np.stack([np.asarray(x) for x in vecs], axis=1)
         del keep
         return t, v, seconds
+
+
+# --------------------------------------------------------------------------- mod files
+#: NMODL files of the jaxdend mechanisms without a NEURON built-in (``jd_*``).
+MOD_DIR = __import__("pathlib").Path(__file__).resolve().parent / "nmodl"
+
+
+def mod_suffixes() -> tuple[str, ...]:
+    """Mechanism names of the mod files in `MOD_DIR` (taken from the file names)."""
+    return tuple(sorted(p.stem for p in MOD_DIR.glob("*.mod")))
+
+
+def loaded_mechanisms() -> set[str]:
+    """Names of the density and point-process mechanisms NEURON currently knows."""
+    from neuron import h
+
+    names = set()
+    for kind in (0, 1):
+        mech_type = h.MechanismType(kind)
+        name = h.ref("")
+        for i in range(int(mech_type.count())):
+            mech_type.select(i)
+            mech_type.selected(name)
+            names.add(name[0])
+    return names
+
+
+def compile_mechanisms(build_dir) -> str:
+    """Compile the jaxdend mod files with ``nrnivmodl`` in `build_dir` (a writable folder).
+
+    Returns:
+        Path of the compiled library (``<arch>/libnrnmech.so`` or ``.dylib``).
+
+    Raises:
+        RuntimeError: ``nrnivmodl`` is missing or fails (its output is in the message).
+    """
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    build_dir = Path(build_dir)
+    exe = Path(sys.executable).parent / "nrnivmodl"
+    exe = str(exe) if exe.exists() else shutil.which("nrnivmodl")
+    if exe is None:
+        raise RuntimeError("nrnivmodl not found; install NEURON (pip install neuron).")
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for mod in sorted(MOD_DIR.glob("*.mod")):
+        shutil.copy(mod, build_dir / mod.name)
+    proc = subprocess.run([exe, "."], cwd=build_dir, capture_output=True, text=True)
+    libs = [p for p in sorted(build_dir.glob("*/libnrnmech.*"))
+            if p.suffix in (".so", ".dylib", ".dll")]
+    if proc.returncode != 0 or not libs:
+        raise RuntimeError(f"nrnivmodl failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return str(libs[0])
+
+
+def load_mechanisms(build_dir=None):
+    """Make the ``jd_*`` mechanisms available in NEURON (compiling them if needed).
+
+    Args:
+        build_dir: where to compile (default: a new temporary folder).
+
+    Returns:
+        NEURON's ``h``.
+    """
+    import tempfile
+
+    from neuron import h
+
+    if set(mod_suffixes()) <= loaded_mechanisms():
+        return h
+    build_dir = tempfile.mkdtemp(prefix="jaxdend_nrnmech_") if build_dir is None else build_dir
+    h.nrn_load_dll(compile_mechanisms(build_dir))
+    missing = set(mod_suffixes()) - loaded_mechanisms()
+    if missing:
+        raise RuntimeError(f"Mechanisms missing after loading: {sorted(missing)}.")
+    return h

@@ -1,4 +1,4 @@
-"""Current-clamp stimuli: step, ramp and sampled waveforms injected at nodes.
+"""Stimuli: current clamps (step, ramp, sampled waveforms) and synaptic spike inputs.
 
 Units: time ms, current nA (positive = depolarising, as NEURON's IClamp).
 """
@@ -11,6 +11,8 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
+
+from .synapses import Input
 
 
 class AbstractWaveform(eqx.Module):
@@ -88,9 +90,22 @@ class CurrentClamp(eqx.Module):
 
 
 class Stimulus(eqx.Module):
-    """A set of current clamps; evaluates the injected current at every node."""
+    """Current clamps and synaptic inputs; evaluates the injected current at every node.
+
+    Attributes:
+        clamps: current clamps.
+        inputs: spike-train inputs (`jaxdend.synapses.Input`), one per synapse group.
+    """
 
     clamps: tuple[CurrentClamp, ...] = ()
+    inputs: tuple[Input, ...] = ()
+
+    def spike_times(self, group: str):
+        """(n_syn, max_spikes) spike times (ms) driving synapse group `group`, or None."""
+        for inp in self.inputs:
+            if inp.group == group:
+                return inp.trains.times
+        return None
 
     def current(self, t, n: int) -> Float[Array, " comp"]:
         """Injected current (nA) at every one of `n` nodes at time `t` (ms)."""
@@ -101,18 +116,27 @@ class Stimulus(eqx.Module):
 
 
 def as_stimulus(stim) -> Stimulus:
-    """Accept None, a CurrentClamp, a list of them, or a Stimulus."""
+    """Accept None, a CurrentClamp or synaptic Input, a list mixing them, or a Stimulus."""
     if stim is None:
         return Stimulus(())
     if isinstance(stim, Stimulus):
         return stim
-    if isinstance(stim, CurrentClamp):
-        return Stimulus((stim,))
+    if isinstance(stim, (CurrentClamp, Input)):
+        stim = [stim]
     if isinstance(stim, Sequence):
         for s in stim:
-            if not isinstance(s, CurrentClamp):
-                raise TypeError(f"Expected CurrentClamp objects, got {type(s).__name__}.")
-        return Stimulus(tuple(stim))
+            if not isinstance(s, (CurrentClamp, Input)):
+                raise TypeError(
+                    f"Expected CurrentClamp or jaxdend.synapses.Input objects, got "
+                    f"{type(s).__name__}."
+                )
+        groups = [s.group for s in stim if isinstance(s, Input)]
+        if len(set(groups)) != len(groups):
+            raise ValueError(f"Two inputs drive the same synapse group: {groups}.")
+        return Stimulus(
+            tuple(s for s in stim if isinstance(s, CurrentClamp)),
+            tuple(s for s in stim if isinstance(s, Input)),
+        )
     raise TypeError(f"Cannot use {type(stim).__name__} as a stimulus.")
 
 

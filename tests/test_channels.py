@@ -1,7 +1,7 @@
 """Channels: conformance (jit, vmap, grad, extreme and singular voltages) and NEURON references.
 
 NEURON references are generated in the test: the built-in ``hh`` for `HH`, and the NMODL files
-in ``tests/mod`` (written from the same equations, compiled once per session by `_nrnmod`) for
+in ``jaxdend/nmodl`` (written from the same equations, compiled once per session by `_nrnmod`) for
 the Pospischil and Mainen channels.
 """
 
@@ -195,7 +195,7 @@ def test_vtrap_singular_point():
 
 @pytest.fixture(scope="module")
 def nrn(tmp_path_factory):
-    """NEURON's `h` with the tests/mod mechanisms compiled and loaded."""
+    """NEURON's `h` with the jaxdend/nmodl mechanisms compiled and loaded."""
     return load_mod_library(tmp_path_factory)
 
 
@@ -243,7 +243,7 @@ MOD_SUFFIX: dict[type[AbstractChannel], str] = {
 
 @pytest.mark.parametrize("cls", list(MOD_SUFFIX), ids=lambda c: c.__name__)
 def test_mod_rates_match_jaxdend(nrn, cls):
-    """The tests/mod files and the JAX channels give the same steady states and taus."""
+    """The jaxdend/nmodl files and the JAX channels give the same steady states and taus."""
     h = nrn
     suffix = MOD_SUFFIX[cls]
     sec = h.Section(name=f"rates_{suffix}")
@@ -369,7 +369,7 @@ def _set_hh(h, channel: HH):
 
 
 def _set_mods(channels):
-    """Insert the tests/mod mechanisms matching `channels` (and ``pas`` for `Leak`)."""
+    """Insert the jaxdend/nmodl mechanisms matching `channels` (and ``pas`` for `Leak`)."""
 
     def insert(sec):
         seg = sec(0.5)

@@ -63,7 +63,7 @@ def test_real_cell_hh_matches_neuron(shared_data):
 
 
 def test_real_cell_pospischil_matches_neuron(shared_data, nrn_mods):
-    """C060114A5 with the Pospischil RS set (mod files of tests/mod) at 36 degC."""
+    """C060114A5 with the Pospischil RS set (mod files of jaxdend/nmodl) at 36 degC."""
     morph = jd.load_morphology(shared_data / "morphology" / "C060114A5_derived.swc")
     comps = jd.discretize(morph)
     ch = jd.channels

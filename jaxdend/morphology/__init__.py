@@ -9,6 +9,8 @@ from ._builders import reduced_pyramidal as reduced_pyramidal
 from ._builders import y_cell as y_cell
 from ._discretize import discretize as discretize
 from ._io import load_morphology as load_morphology
+from ._paths import combine as combine
+from ._paths import path_distance as path_distance
 from ._types import SWC_NAMES as SWC_NAMES
 from ._types import SWC_TYPES as SWC_TYPES
 from ._types import Compartments as Compartments

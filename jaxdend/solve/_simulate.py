@@ -73,15 +73,57 @@ def _probes(cell: Cell, record) -> dict[str, Probe]:
 
 def _extract(cell: Cell, probes: dict[str, Probe], y) -> dict[str, Array]:
     names = [type(c).__name__ for c in cell.channels]
+    groups = [g.name for g in cell.synapses]
     out = {}
     for key, p in probes.items():
         idx = np.asarray(p.index)
+        kind, _, var = p.state.partition(".")
         if p.state == "v":
             out[key] = cell.junction_average(y["v"])[idx]
+        elif kind in groups:
+            k = groups.index(kind)
+            st = y["synapses"][k]
+            val = cell.synapses[k].conductance(st) if var == "g" else st[var]
+            out[key] = val[idx]
         else:
-            kind, _, var = p.state.partition(".")
             out[key] = y["channels"][names.index(kind)][var][idx]
     return out
+
+
+def _check_inputs(cell: Cell, stim, t0: float, t1: float, cable_solver: bool):
+    """Validate synaptic inputs against the cell's groups and the simulated interval."""
+    groups = {g.name: g for g in cell.synapses}
+    for inp in stim.inputs:
+        if inp.group not in groups:
+            raise ValueError(
+                f"Input drives synapse group {inp.group!r}, but the cell has groups "
+                f"{sorted(groups)}; add it with cell.add_synapses({inp.group!r}, ...)."
+            )
+        n_syn = groups[inp.group].n
+        if inp.trains.n != n_syn:
+            raise ValueError(
+                f"Input for {inp.group!r} has {inp.trains.n} spike trains but the group has "
+                f"{n_syn} synapses; give one train per synapse."
+            )
+        inp.trains.check(t0, t1)
+    if stim.inputs and not cable_solver:
+        raise ValueError(
+            "Synaptic spike inputs are delivered by the jaxdend cable solvers; use "
+            "solver=jaxdend.BackwardEuler() or CrankNicolson() (fixed steps)."
+        )
+
+
+def _check_inputs_runtime(stim):
+    """NaN or unordered spike times of traced inputs (known only at run time)."""
+    for inp in stim.inputs:
+        t = inp.trains.times
+        bad = jnp.any(jnp.isnan(t))
+        if t.shape[1] > 1:
+            bad = bad | jnp.any(jnp.diff(jnp.where(jnp.isnan(t), 0.0, t), axis=1) < 0)
+        stim = eqx.error_if(
+            stim, bad, f"Spike times of input {inp.group!r} are NaN or not increasing."
+        )
+    return stim
 
 
 def _check_finite_params(cell: Cell) -> Cell:
@@ -166,8 +208,13 @@ def simulate(
                 "pick a node with cell.nearest(...) or cell.select(...)."
             )
     probes = _probes(cell, record)
+    _check_inputs(cell, stim, t0_f, t1_f, is_cable_solver(solver))
+    if stim.inputs:
+        stim = _check_inputs_runtime(stim)
     cell = _check_finite_params(cell)
     y0 = cell.init_state() if y0 is None else y0
+    if cell.synapses and "synapses" not in y0:
+        y0 = dict(y0, synapses=cell.init_state()["synapses"])
     term = CableTerm(cell, stim)
 
     n_float = (t1_f - t0_f) / dt_f

@@ -27,9 +27,12 @@ from ._tree import tree_solve
 class CableTerm(dfx.AbstractTerm):
     """The cable equation of `cell` driven by `stimulus`, as a diffrax term.
 
-    The state is ``{"v": (n,) mV, "channels": tuple of per-channel state dicts}``. Zero-area
-    junction nodes are algebraic: their voltage is the conductance-weighted mean of their
-    neighbours, and their derivative the weighted mean of the neighbours' derivatives.
+    The state is ``{"v": (n,) mV, "channels": tuple of per-channel state dicts,
+    "synapses": tuple of per-group state dicts}``. Zero-area junction nodes are algebraic:
+    their voltage is the conductance-weighted mean of their neighbours, and their derivative
+    the weighted mean of the neighbours' derivatives. Presynaptic spikes are jumps of the
+    synaptic state; the cable solvers deliver them at the start of each step, the vector
+    field describes the dynamics between spikes.
     """
 
     cell: Cell
@@ -40,14 +43,19 @@ class CableTerm(dfx.AbstractTerm):
         cell = self.cell
         v = cell.junction_average(y["v"])
         i_ion, _ = cell.membrane_current(y["channels"], v)
+        i_syn, _ = cell.synaptic_current(y.get("synapses", ()), v)
         c = cell.capacitance()
         c = jnp.where(jnp.asarray(cell.comps.is_junction), 1.0, c)
         i_ext = self.stimulus.current(t, cell.n)
-        dv = cell.junction_average((i_ext - i_ion - cell.axial_current(v)) / c)
+        dv = cell.junction_average((i_ext - i_ion - i_syn - cell.axial_current(v)) / c)
         dstates = tuple(
             ch.derivatives(st, v, cell.celsius) for ch, st in zip(cell.channels, y["channels"])
         )
-        return {"v": dv, "channels": dstates}
+        out = {"v": dv, "channels": dstates}
+        if cell.synapses:
+            out["synapses"] = tuple(g.derivatives(st) for g, st in zip(cell.synapses,
+                                                                        y["synapses"]))
+        return out
 
     def contr(self, t0, t1, **kwargs):
         """The control over [t0, t1] is the time increment (ms)."""
@@ -73,9 +81,13 @@ def _uses_gates(channel: AbstractChannel) -> bool:
     return type(channel).gates is not AbstractChannel.gates
 
 
-def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, states):
-    """One linearised implicit voltage step of length h (ms); returns v(t + h) in mV."""
-    i_ion, g_ion = cell.membrane_current(states, v)
+def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y):
+    """One linearised implicit voltage step of length h (ms) from state `y` (whose voltage
+    is `v`, mV); returns v(t + h) in mV."""
+    i_ion, g_ion = cell.membrane_current(y["channels"], v)
+    if cell.synapses or cell.gap_junctions is not None:
+        i_syn, g_syn = cell.synaptic_current(y.get("synapses", ()), v)
+        i_ion, g_ion = i_ion + i_syn, g_ion + g_syn
     cdt = cell.capacitance() / h
     g = cell.axial_conductance()
     par = np.maximum(cell.comps.parent, 0)
@@ -83,6 +95,25 @@ def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, states):
     d = cdt + g_ion + diag
     b = (cdt + g_ion) * v - i_ion + stimulus.current(t_mid, cell.n)
     return tree_solve(cell.plan, d, g, b)
+
+
+def _deliver_spikes(cell: Cell, stimulus: Stimulus, y, t0, dt):
+    """Deliver presynaptic spikes due by ``t0 + dt / 2`` (NEURON's fixed-step rule)."""
+    if not cell.synapses:
+        return y
+    syn = tuple(
+        g.deliver(st, stimulus.spike_times(g.name), t0 + 0.5 * dt)
+        for g, st in zip(cell.synapses, y["synapses"])
+    )
+    return dict(y, synapses=syn)
+
+
+def _new_state(cell: Cell, y0, v1, dt):
+    """State at the end of a step: voltage `v1`, gates and synapses advanced over `dt` ms."""
+    out = {"v": v1, "channels": _advance_states(cell, y0["channels"], v1, dt)}
+    if cell.synapses:
+        out["synapses"] = tuple(g.relax(st, dt) for g, st in zip(cell.synapses, y0["synapses"]))
+    return out
 
 
 def _advance_states(cell: Cell, states, v, dt):
@@ -137,8 +168,9 @@ class BackwardEuler(AbstractCableSolver):
     def advance(self, terms, t0, t1, y0):
         """Advance the state from t0 to t1 (ms)."""
         cell, dt = terms.cell, t1 - t0
-        v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y0["v"], y0["channels"])
-        return {"v": v1, "channels": _advance_states(cell, y0["channels"], v1, dt)}
+        y0 = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
+        v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y0["v"], y0)
+        return _new_state(cell, y0, v1, dt)
 
 
 class CrankNicolson(AbstractCableSolver):
@@ -160,10 +192,11 @@ class CrankNicolson(AbstractCableSolver):
         """Advance the state from t0 to t1 (ms)."""
         cell, dt, v0 = terms.cell, t1 - t0, y0["v"]
         t_mid = t0 + 0.5 * dt
-        v_half = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y0["channels"])
+        y0 = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
+        v_half = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y0)
         v1 = 2.0 * v_half - v0
         # staggered: gates live at half steps, so they advance with the end-of-step voltage
-        return {"v": v1, "channels": _advance_states(cell, y0["channels"], v1, dt)}
+        return _new_state(cell, y0, v1, dt)
 
 
 def is_cable_solver(solver) -> bool:
