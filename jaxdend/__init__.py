@@ -8,6 +8,7 @@ capacitance uF/cm^2 (per node nF), axial resistivity Ohm cm, conductance densiti
 from . import channels as channels
 from . import features as features
 from . import morphology as morphology
+from . import plasticity as plasticity
 from . import solve as solve
 from . import stimulus as stimulus
 from . import synapses as synapses

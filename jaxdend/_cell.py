@@ -96,6 +96,7 @@ class Cell(eqx.Module):
     v_init: Float[Array, ""]
     synapses: tuple[Synapses, ...]
     gap_junctions: GapJunctions | None
+    rules: tuple  # of jaxdend.plasticity.Plasticity
 
     def __init__(
         self,
@@ -111,6 +112,7 @@ class Cell(eqx.Module):
         plan=None,
         synapses: tuple[Synapses, ...] = (),
         gap_junctions: GapJunctions | None = None,
+        rules: tuple = (),
     ):
         """Create a passive cell.
 
@@ -138,6 +140,7 @@ class Cell(eqx.Module):
         self.v_init = jnp.asarray(v_init, dtype=float)
         self.synapses = tuple(synapses)
         self.gap_junctions = gap_junctions
+        self.rules = tuple(rules)
 
     def __check_init__(self):
         for name in ("cm", "ra"):
@@ -283,6 +286,32 @@ class Cell(eqx.Module):
         return eqx.tree_at(lambda c: c.gap_junctions, self, gj,
                            is_leaf=lambda x: x is None)
 
+    def add_rule(self, rule, groups, where="all", *, w0=1.0) -> Cell:
+        """Let a long-term plasticity rule set the weights of synapses in a region.
+
+        Weights (dimensionless, ``g = w * gmax * ...``) and the rule's traces become state,
+        integrated with the membrane. Assign different rules to different regions, e.g.
+        ``cell.add_rule(BasalHebbian(), ("ampa", "nmda"), "basal")`` and
+        ``cell.add_rule(ApicalCooperative(), ("ampa", "nmda"), "apical")``.
+
+        Args:
+            rule: a rule from `jaxdend.plasticity`.
+            groups: name(s) of synapse groups at the same sites sharing one weight per synapse.
+            where: region of the synapses the rule governs (see `Compartments.mask`).
+            w0: initial weight(s), within the rule's [w_min, w_max].
+        """
+        from .plasticity._binding import bind
+
+        binding, ks, idx = bind(self, rule, groups, where, w0)
+        synapses = list(self.synapses)
+        for k in ks:
+            grp = synapses[k]
+            w = jnp.ones((grp.n,)) if grp.w_init is None else grp.w_init
+            w = w.at[idx].set(jnp.broadcast_to(jnp.asarray(w0, float), (idx.size,)))
+            synapses[k] = eqx.tree_at(lambda g: g.w_init, grp, w, is_leaf=lambda x: x is None)
+        return eqx.tree_at(lambda c: (c.synapses, c.rules), self,
+                           (tuple(synapses), self.rules + (binding,)))
+
     def synapse_group(self, name: str) -> int:
         """Position of synapse group `name` in `self.synapses` (ValueError if absent)."""
         names = [g.name for g in self.synapses]
@@ -403,6 +432,8 @@ class Cell(eqx.Module):
         state = {"v": v, "channels": tuple(c.init_state(v, self.celsius) for c in self.channels)}
         if self.synapses:  # only when present: diffrax rejects empty subtrees in adaptive solves
             state["synapses"] = tuple(g.init_state() for g in self.synapses)
+        if self.rules:
+            state["plasticity"] = tuple(b.rule.init_state(len(b.index)) for b in self.rules)
         return state
 
     def membrane_current(self, channel_states, v):

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._cell import Cell
 from ..channels import AbstractChannel, exp_euler_gates
+from ..plasticity._binding import plasticity_step
 from ..stimulus import Stimulus
 from ._tree import tree_solve
 
@@ -55,6 +56,8 @@ class CableTerm(dfx.AbstractTerm):
         if cell.synapses:
             out["synapses"] = tuple(g.derivatives(st) for g, st in zip(cell.synapses,
                                                                         y["synapses"]))
+        if cell.rules:  # rules act at step ends (cable solvers), not through the vector field
+            out["plasticity"] = jax.tree_util.tree_map(jnp.zeros_like, y["plasticity"])
         return out
 
     def contr(self, t0, t1, **kwargs):
@@ -108,11 +111,15 @@ def _deliver_spikes(cell: Cell, stimulus: Stimulus, y, t0, dt):
     return dict(y, synapses=syn)
 
 
-def _new_state(cell: Cell, y0, v1, dt):
-    """State at the end of a step: voltage `v1`, gates and synapses advanced over `dt` ms."""
+def _new_state(cell: Cell, y_prev, y0, v1, dt):
+    """State at the end of a step: voltage `v1`, gates and synapses advanced over `dt` ms
+    from `y0` (the state after spike delivery), then the plasticity rules applied."""
     out = {"v": v1, "channels": _advance_states(cell, y0["channels"], v1, dt)}
     if cell.synapses:
         out["synapses"] = tuple(g.relax(st, dt) for g, st in zip(cell.synapses, y0["synapses"]))
+    if cell.rules:
+        out["plasticity"] = y0["plasticity"]
+        out = plasticity_step(cell, y_prev, y0, out, dt)
     return out
 
 
@@ -168,9 +175,9 @@ class BackwardEuler(AbstractCableSolver):
     def advance(self, terms, t0, t1, y0):
         """Advance the state from t0 to t1 (ms)."""
         cell, dt = terms.cell, t1 - t0
-        y0 = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
-        v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y0["v"], y0)
-        return _new_state(cell, y0, v1, dt)
+        y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
+        v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y_d["v"], y_d)
+        return _new_state(cell, y0, y_d, v1, dt)
 
 
 class CrankNicolson(AbstractCableSolver):
@@ -192,11 +199,11 @@ class CrankNicolson(AbstractCableSolver):
         """Advance the state from t0 to t1 (ms)."""
         cell, dt, v0 = terms.cell, t1 - t0, y0["v"]
         t_mid = t0 + 0.5 * dt
-        y0 = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
-        v_half = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y0)
+        y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
+        v_half = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y_d)
         v1 = 2.0 * v_half - v0
         # staggered: gates live at half steps, so they advance with the end-of-step voltage
-        return _new_state(cell, y0, v1, dt)
+        return _new_state(cell, y0, y_d, v1, dt)
 
 
 def is_cable_solver(solver) -> bool:

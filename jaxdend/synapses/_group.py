@@ -35,6 +35,8 @@ class Synapses(eqx.Module):
         node: compartment index of every synapse (static).
         gmax: peak conductance per synapse for a release of 1, nS.
         stp: `TsodyksMarkram` parameters or None (every spike releases 1).
+        w_init: initial weights (dimensionless) when a plasticity rule sets the weights of
+            this group, else None (weight 1, not state).
     """
 
     name: str = eqx.field(static=True)
@@ -42,6 +44,7 @@ class Synapses(eqx.Module):
     node: tuple[int, ...] = eqx.field(static=True)
     gmax: Float[Array, " syn"]
     stp: TsodyksMarkram | None = None
+    w_init: Float[Array, " syn"] | None = None
 
     def __check_init__(self):
         if _is_concrete(self.gmax):
@@ -66,7 +69,8 @@ class Synapses(eqx.Module):
     @property
     def state_names(self) -> tuple[str, ...]:
         """Names of the per-synapse state variables."""
-        return ("A", "B", "next") + (("u", "x") if self.stp is not None else ())
+        return (("A", "B", "next") + (("u", "x") if self.stp is not None else ())
+                + (("w",) if self.w_init is not None else ()))
 
     def init_state(self) -> SynState:
         """Resting state: no conductance, full resources, next spike = the first."""
@@ -74,12 +78,15 @@ class Synapses(eqx.Module):
         state = {"A": z, "B": z, "next": z}
         if self.stp is not None:
             state.update(u=z, x=z + 1.0)
+        if self.w_init is not None:
+            state["w"] = jnp.asarray(self.w_init, dtype=z.dtype)
         return state
 
     def conductance(self, state: SynState) -> Float[Array, " syn"]:
-        """Conductance of every synapse, nS."""
+        """Conductance of every synapse, nS (times its weight when plastic)."""
         r = self.receptor
-        return self.gmax * peak_factor(r.tau_rise, r.tau_decay) * (state["B"] - state["A"])
+        g = self.gmax * peak_factor(r.tau_rise, r.tau_decay) * (state["B"] - state["A"])
+        return g * state["w"] if "w" in state else g
 
     def current(self, state: SynState, v_syn) -> Float[Array, " syn"]:
         """Current of every synapse in nA (outward positive) at its compartment's `v_syn` (mV)."""
@@ -126,6 +133,8 @@ class Synapses(eqx.Module):
                "next": jnp.zeros_like(state["next"])}
         if self.stp is not None:
             out["u"], out["x"] = self.stp.derivatives(state["u"], state["x"])
+        if "w" in state:
+            out["w"] = jnp.zeros_like(state["w"])  # weights change at step ends (rules)
         return out
 
 

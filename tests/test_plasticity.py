@@ -1,0 +1,183 @@
+"""Long-term plasticity: STDP windows, cooperative rule, gradients, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxdend as jd
+from jaxdend.features import spike_times
+from jaxdend.plasticity import ApicalCooperative, BasalHebbian
+from jaxdend.synapses import AMPA, Input, SpikeTrains
+
+DT = 0.025
+
+
+def _hh_point_cell():
+    comps = jd.discretize(jd.ball_and_stick(soma_diam=20.0, dend_length=1.0, dend_diam=0.01),
+                          nseg=1)
+    return jd.Cell(comps).insert(jd.channels.HH())
+
+
+POST = jd.stimulus.step(0, 1.0, 100.0, 1.0)  # one somatic spike near 100.6 ms
+
+
+@pytest.fixture(scope="module")
+def stdp_cell():
+    # gmax = 0: presynaptic spikes are pure signals, so every pairing sees the same post spike
+    cell = _hh_point_cell().add_synapses("s", AMPA(), [0], 0.0)
+    return cell.add_rule(BasalHebbian(tau_plus=10.0, tau_minus=29.0), "s")
+
+
+def test_pair_stdp_window_time_constants_recovered(stdp_cell):
+    """Simulated pairings give back the window of Bi & Poo (1998) as fitted by Abarbanel et
+    al. (potentiation ~10 ms, depression ~29 ms), set as the rule's time constants."""
+    sol = jd.simulate(stdp_cell, POST, t1=200.0, dt=DT)
+    t_post = float(spike_times(sol.ts, sol["v"][:, 0])[0])
+
+    def dw(t_pre):
+        s = jd.simulate(stdp_cell, [POST, Input("s", SpikeTrains(jnp.array([[t_pre]])))],
+                        t1=200.0, dt=DT, record={"w": stdp_cell.probe("s.w")})
+        return s["w"][-1, 0] - 1.0
+
+    lags = np.linspace(3.0, 60.0, 12)
+    t_pre = np.concatenate([t_post - lags, t_post + lags]) + 0.0113  # off the step grid
+    d = np.asarray(jax.jit(jax.vmap(dw))(jnp.asarray(t_pre)))
+    delta = t_post - t_pre  # > 0: pre before post
+    pot, dep = delta > 0, delta < 0
+    assert np.all(d[pot] > 0) and np.all(d[dep] < 0)
+    tau_plus = -1.0 / np.polyfit(delta[pot], np.log(d[pot]), 1)[0]
+    tau_minus = -1.0 / np.polyfit(-delta[dep], np.log(-d[dep]), 1)[0]
+    assert abs(tau_plus - 10.0) < 0.2 and abs(tau_minus - 29.0) < 0.5  # ms
+    # amplitudes: a_plus e^{-lag/tau+}, a_minus e^{-lag/tau-} within one time step of lag
+    np.testing.assert_allclose(d[pot], 0.01 * np.exp(-delta[pot] / 10.0), rtol=0.01)
+    np.testing.assert_allclose(-d[dep], 0.0105 * np.exp(delta[dep] / 29.0), rtol=0.01)
+
+
+def test_hard_bounds_and_weights_scale_conductance():
+    cell = _hh_point_cell().add_synapses("s", AMPA(), [0], 0.01)  # too weak to fire the cell
+    rule = BasalHebbian(a_plus=0.5, w_max=1.2)
+    plastic = cell.add_rule(rule, "s", w0=1.0)
+    trains = [POST, Input("s", [[95.0, 99.0]])]  # both before the post spike at ~100.6 ms
+    sol = jd.simulate(plastic, trains, t1=150.0, dt=DT, record={"w": plastic.probe("s.w")})
+    assert abs(float(sol["w"][-1, 0]) - 1.2) < 1e-12  # clipped at w_max, not beyond
+    # weight 2 doubles the conductance of the same synapse
+    g1 = jd.simulate(cell.add_rule(rule, "s", w0=1.0), Input("s", [[5.0]]), t1=10.0,
+                     record={"g": cell.probe("s.g")})["g"]
+    g2 = jd.simulate(cell.add_rule(BasalHebbian(w_max=3.0), "s", w0=2.0), Input("s", [[5.0]]),
+                     t1=10.0, record={"g": cell.probe("s.g")})["g"]
+    np.testing.assert_allclose(np.asarray(g2), 2.0 * np.asarray(g1), rtol=1e-12)
+
+
+def _coop_cell(rule, gap_um):
+    """Two synapses on a long passive dendrite `gap_um` apart (plus the soma spiking)."""
+    morph = jd.ball_and_stick(dend_length=400.0, dend_diam=1.0)
+    comps = jd.discretize(morph, nseg=100)  # 4 um compartments
+    cell = jd.Cell(comps).insert(jd.channels.HH(), "soma").insert(
+        jd.channels.Leak(g=1e-4, e=-65.0), "basal")
+    a = cell.nearest("basal", 100.0)
+    b = cell.nearest("basal", 100.0 + gap_um)
+    cell = cell.add_synapses("s", AMPA(), [a, b], 0.0)
+    return cell.add_rule(rule, "s", "basal")
+
+
+@pytest.mark.parametrize("gap_um", [4.0, 60.0])
+def test_apical_cooperative_needs_close_neighbours_not_soma(gap_um):
+    rule = ApicalCooperative(length=10.0)
+    cell = _coop_cell(rule, gap_um)
+    inp = Input("s", [[20.0, 60.0], [25.0, 65.0]])  # b fires 5 ms after a, twice
+
+    def final_w(with_soma_spikes):
+        stim = [inp] + ([jd.stimulus.step(0, 1.0, 22.0, 1.0)] if with_soma_spikes else [])
+        return np.asarray(jd.simulate(cell, stim, t1=100.0, dt=DT,
+                                      record={"w": cell.probe("s.w")})["w"][-1])
+
+    w_spk, w_nospk = final_w(True), final_w(False)
+    np.testing.assert_allclose(w_spk, w_nospk, rtol=0, atol=1e-15)  # no somatic dependence
+    if gap_um <= rule.cutoff:
+        k = float(np.exp(-jd.morphology.path_distance(cell.comps, cell.synapses[0].node[0])[
+            cell.synapses[0].node[1]] / 10.0))
+        # all-to-all: every pair of a-spike and b-spike adds a_coop K e^{-|dt|/tau_coop} to both
+        lags = np.abs(np.subtract.outer([20.0, 60.0], [25.0, 65.0]))
+        expected = 0.02 * k * np.exp(-lags / 20.0).sum() - 2 * 0.001
+        np.testing.assert_allclose(w_nospk - 1.0, [expected, expected], rtol=1e-3)
+        assert np.all(w_nospk > 1.0)
+    else:
+        np.testing.assert_allclose(w_nospk - 1.0, [-0.002, -0.002], rtol=1e-9)
+
+
+def test_rule_parameter_gradients_match_finite_differences():
+    """d(loss on final weights)/d(rule parameters) vs central differences (float64)."""
+    morph = jd.ball_and_stick(dend_length=200.0, dend_diam=1.0)
+    cell = jd.Cell(jd.discretize(morph, nseg=20)).insert(jd.channels.HH())
+    nodes = [cell.nearest("basal", d) for d in (30.0, 36.0, 42.0, 120.0)]
+    cell = cell.add_synapses("b", AMPA(), nodes[:2], 4.0).add_synapses("a", AMPA(), nodes[2:], 4.0)
+    cell = cell.add_rule(BasalHebbian(a_plus=0.05, a_minus=0.04, a3_plus=0.01), "b")
+    cell = cell.add_rule(ApicalCooperative(length=10.0, cutoff=100.0), "a")
+    stim = [jd.stimulus.step(0, 0.4, 10.0, 60.0),
+            Input("b", [[12.0, 30.0, 51.0], [20.0, 44.0, 60.5]]),
+            Input("a", [[15.0, 33.0], [18.0, 35.0]])]
+    params = {"rules[0].rule.a_plus": 0.05, "rules[0].rule.a_minus": 0.04,
+              "rules[0].rule.tau_plus": 20.0, "rules[0].rule.tau_minus": 20.0,
+              "rules[0].rule.a3_plus": 0.01, "rules[1].rule.a_coop": 0.02,
+              "rules[1].rule.a_dep": 0.001, "rules[1].rule.tau_coop": 20.0,
+              "rules[1].rule.length": 10.0}
+    getters = {k: (lambda c, k=k: eval("c." + k, {"c": c})) for k in params}
+
+    def loss(p):
+        c = cell
+        for k, val in p.items():
+            c = jax.tree_util.tree_map(lambda x: x, c)
+            import equinox as eqx
+            c = eqx.tree_at(getters[k], c, jnp.asarray(val, float))
+        sol = jd.simulate(c, stim, t1=80.0, dt=DT,
+                          record={"wb": c.probe("b.w"), "wa": c.probe("a.w")})
+        return jnp.sum((sol["wb"][-1] - 0.9) ** 2) + jnp.sum((sol["wa"][-1] - 1.3) ** 2)
+
+    grads = jax.grad(loss)(params)
+    for k, val in params.items():
+        h = 1e-5 * abs(val)
+        fd = (loss({**params, k: val + h}) - loss({**params, k: val - h})) / (2 * h)
+        assert abs(float(grads[k]) - float(fd)) <= 1e-4 * abs(float(fd)) + 1e-12, k
+        assert abs(float(fd)) > 0, k
+
+
+def test_rules_driven_hard_stay_finite():
+    cell = _hh_point_cell().add_synapses("s", AMPA(), [0] * 20, 5.0)
+    cell = cell.add_rule(BasalHebbian(a_plus=5.0, a_minus=5.0), "s")
+    trains = jd.synapses.poisson(jax.random.key(0), 200.0, 20, 200.0)
+    sol = jd.simulate(cell, [jd.stimulus.step(0, 2.0, 0.0, 200.0), Input("s", trains)],
+                      t1=200.0, dt=DT, record={"w": cell.probe("s.w")})
+    w = np.asarray(sol["w"])
+    assert np.all(np.isfinite(w)) and w.min() >= 0.0 and w.max() <= 2.0
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_rule_on_region_without_synapses():
+    cell = _coop_cell(ApicalCooperative(), 10.0)
+    fresh = cell.add_synapses("t", AMPA(), [cell.nearest("basal", 50.0)], 1.0)
+    with pytest.raises(ValueError, match="No synapse of group 't' lies in where='soma'"):
+        fresh.add_rule(BasalHebbian(), "t", "soma")
+
+
+def test_kernel_length_must_be_positive():
+    with pytest.raises(ValueError, match="length must be > 0"):
+        ApicalCooperative(length=0.0)
+    with pytest.raises(ValueError, match="length must be > 0"):
+        ApicalCooperative(length=-5.0)
+
+
+def test_initial_weights_outside_bounds():
+    cell = _hh_point_cell().add_synapses("s", AMPA(), [0], 1.0)
+    with pytest.raises(ValueError, match=r"within the rule's bounds \[0, 2\]"):
+        cell.add_rule(BasalHebbian(), "s", w0=2.5)
+
+
+def test_one_rule_per_synapse_and_matching_sites():
+    cell = _hh_point_cell().add_synapses("s", AMPA(), [0], 1.0).add_rule(BasalHebbian(), "s")
+    with pytest.raises(ValueError, match="already have a rule"):
+        cell.add_rule(ApicalCooperative(), "s")
+    two = _hh_point_cell().add_synapses("a", AMPA(), [0], 1.0).add_synapses(
+        "n", jd.synapses.NMDA(), [0, 0], 1.0)
+    with pytest.raises(ValueError, match="same sites"):
+        two.add_rule(BasalHebbian(), ("a", "n"))
