@@ -181,3 +181,123 @@ def test_one_rule_per_synapse_and_matching_sites():
         "n", jd.synapses.NMDA(), [0, 0], 1.0)
     with pytest.raises(ValueError, match="same sites"):
         two.add_rule(BasalHebbian(), ("a", "n"))
+
+
+# ----------------------------------------------------------------------------- more rules
+from jaxdend.plasticity import (  # noqa: E402
+    BCM,
+    Clopath,
+    GraupnerBrunel,
+    HeterosynapticNormalization,
+    Signals,
+    Volterra,
+)
+
+
+def _signals(pre, post, v=None, n=None):
+    n = pre.shape[0] if n is None else n
+    v = jnp.full((n,), -65.0) if v is None else v
+    e = jnp.zeros(0, jnp.int64)
+    return Signals(pre=pre, post=post, v=v, v_soma=v[0], nmda=jnp.zeros(n), pair_i=e, pair_j=e,
+                   pair_d=jnp.zeros(0))
+
+
+def _run_rule(rule, pre, post, w0, dt=DT, v=None):
+    """Drive a rule with per-step presynaptic (steps, n) and somatic (steps,) spikes."""
+    n = pre.shape[1]
+
+    def body(carry, inp):
+        st, w = carry
+        p, q = inp
+        st, w = rule.update(st, w, _signals(p, q, v, n), dt)
+        return (st, w), w
+
+    (st, w), ws = jax.lax.scan(body, (rule.init_state(n), jnp.full((n,), w0)), (pre, post))
+    return st, ws
+
+
+def test_graupner_brunel_dp_thresholds():
+    """DP set: no drift below theta_d = 1, depression between 1 and theta_p = 1.3,
+    potentiation above 1.3 (at rho = rho* = 0.5), as published (Graupner & Brunel 2012)."""
+    rule = GraupnerBrunel(smooth=1e-4)
+    c = jnp.linspace(0.5, 2.0, 1501)
+    drift = np.asarray(rule.drift(0.5, c))
+    c = np.asarray(c)
+    assert np.all(np.abs(drift[c < 0.99]) < 1e-12)
+    assert np.all(drift[(c > 1.01) & (c < 1.29)] < 0)
+    assert np.all(drift[c > 1.31] > 0)
+    down = c[np.argmax(drift < -1e-9)]
+    up = c[np.argmax(drift > 1e-9)]
+    assert abs(down - 1.0) < 0.005 and abs(up - 1.3) < 0.005
+    # rates: depression gamma_d rho / tau, potentiation (gamma_p (1-rho) - gamma_d rho) / tau
+    np.testing.assert_allclose(drift[c > 1.5], (321.808 * 0.5 - 200 * 0.5) / 150e3, rtol=1e-6)
+
+
+def test_graupner_brunel_pairing_in_a_cell():
+    """Pre 10 ms before post, 5 pairings: calcium crosses theta_p, the weight grows;
+    with the post spikes alone at 1 Hz less happens (within bounds, finite)."""
+    cell = _hh_point_cell().add_synapses("s", AMPA(), [0], 0.0)
+    cell = cell.add_rule(GraupnerBrunel(), "s", w0=1.0)
+    post = [jd.stimulus.step(0, 1.0, 100.0 + 100.0 * k, 1.0) for k in range(5)]
+    pre_times = [[90.6 + 100.0 * k + 0.0113 for k in range(5)]]
+    sol = jd.simulate(cell, post + [Input("s", pre_times)], t1=600.0, dt=DT,
+                      record={"w": cell.probe("s.w")})
+    w = np.asarray(sol["w"][:, 0])
+    assert np.all(np.isfinite(w)) and w[-1] > 1.0 + 1e-3
+    only_post = jd.simulate(cell, post, t1=600.0, dt=DT, record={"w": cell.probe("s.w")})
+    assert float(only_post["w"][-1, 0]) < w[-1]
+
+
+def test_bcm_threshold_tracks_mean_squared_rate():
+    rule = BCM(tau_theta=500.0, tau_y=50.0, eta=0.0)
+    steps = int(5000 / DT)
+    post = jnp.zeros(steps).at[:: int(50 / DT)].set(1.0)  # 20 Hz regular
+    pre = jnp.zeros((steps, 1))
+
+    def body(carry, q):
+        st = carry
+        st, _ = rule.update(st, jnp.ones(1), _signals(jnp.zeros(1), q), DT)
+        return st, (st["y"] ** 2, st["theta"])
+
+    _, (y2, theta) = jax.lax.scan(body, rule.init_state(1), post)
+    del pre
+    tail = slice(steps // 2, None)
+    mean_y2 = float(jnp.mean(y2[tail]))
+    assert abs(float(theta[-1]) - mean_y2) / mean_y2 < 0.05
+    assert mean_y2 > 20.0**2 * 0.9  # the trace estimates ~20 Hz
+
+
+def test_clopath_ltd_and_voltage_gated_ltp():
+    rule = Clopath()
+    one = jnp.ones((1,))
+    st = rule.init_state(1, -65.0)
+    st1, w1 = rule.update(st, one, _signals(one, 0.0, jnp.full((1,), -65.0)), DT)
+    np.testing.assert_allclose(1.0 - w1, 14e-5 * (-65.0 + 70.6), rtol=1e-12)  # LTD at pre
+    st2, w2 = rule.update(st1, one, _signals(0 * one, 0.0, jnp.full((1,), -40.0)), DT)
+    expected = 8e-5 * DT * st1["x_bar"] * (-40.0 + 45.3) * (st1["u_plus"] + 70.6)
+    np.testing.assert_allclose(w2 - 1.0, expected, rtol=1e-9)  # (w ~ 1: rounding 1e-16 abs)
+    _, w3 = rule.update(st1, one, _signals(0 * one, 0.0, jnp.full((1,), -50.0)), DT)
+    assert float(w3[0]) == 1.0
+
+
+def test_volterra_expresses_pair_stdp_exactly():
+    a_plus, a_minus = 0.01, 0.0105
+    vol = Volterra(on_pre=jnp.zeros((3, 3)).at[1, 0].set(-a_minus),
+                   on_post=jnp.zeros((3, 3)).at[1, 0].set(a_plus))
+    stdp = BasalHebbian(a_plus=a_plus, a_minus=a_minus)
+    key = jax.random.key(7)
+    pre = (jax.random.uniform(key, (8000, 5)) < 0.004).astype(float)
+    post = (jax.random.uniform(jax.random.key(8), (8000,)) < 0.003).astype(float)
+    _, w_vol = _run_rule(vol, pre, post, 1.0)
+    _, w_stdp = _run_rule(stdp, pre, post, 1.0)
+    np.testing.assert_allclose(w_vol, w_stdp, atol=1e-12)
+    assert float(jnp.abs(w_stdp[-1] - 1.0).max()) > 1e-3
+
+
+def test_heterosynaptic_normalization_keeps_total():
+    rule = HeterosynapticNormalization(BasalHebbian(a_plus=0.05))
+    pre = (jax.random.uniform(jax.random.key(1), (4000, 6)) < 0.005).astype(float)
+    post = (jax.random.uniform(jax.random.key(2), (4000,)) < 0.004).astype(float)
+    _, ws = _run_rule(rule, pre, post, 1.0)
+    np.testing.assert_allclose(np.asarray(ws).sum(axis=1), 6.0, rtol=1e-12)
+    assert float(jnp.std(ws[-1])) > 1e-3  # weights changed relative to each other

@@ -9,6 +9,11 @@ from ._base import AbstractRule as AbstractRule
 from ._base import Signals as Signals
 from ._binding import Plasticity as Plasticity
 from ._binding import neighbour_pairs as neighbour_pairs
+from ._rules import BCM as BCM
 from ._rules import ApicalCooperative as ApicalCooperative
 from ._rules import BasalHebbian as BasalHebbian
+from ._rules import Clopath as Clopath
+from ._rules import GraupnerBrunel as GraupnerBrunel
+from ._rules import HeterosynapticNormalization as HeterosynapticNormalization
 from ._rules import SoftBasalHebbian as SoftBasalHebbian
+from ._rules import Volterra as Volterra

@@ -62,8 +62,8 @@ class AbstractRule(eqx.Module):
         """Largest path distance (um) between synapses that the rule couples (0: none)."""
         return 0.0
 
-    def init_state(self, n: int) -> dict[str, Array]:
-        """Rule state (traces) of `n` synapses at rest."""
+    def init_state(self, n: int, v0=-65.0) -> dict[str, Array]:
+        """Rule state (traces) of `n` synapses at rest, membrane potential `v0` mV."""
         return {}
 
     def update(self, state, w, sig: Signals, dt):
@@ -90,6 +90,11 @@ class AbstractRule(eqx.Module):
                 f"Initial weights must lie within the rule's bounds [{lo:g}, {hi:g}] "
                 f"(got [{np.nanmin(w):g}, {np.nanmax(w):g}]); change w0 or the bounds."
             )
+
+
+def relax(x, target, dt, tau):
+    """Exact relaxation of `x` towards a constant `target` over `dt` ms (time constant ms)."""
+    return target + (x - target) * jnp.exp(-dt / tau)
 
 
 def decay(x, dt, tau):

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._base import AbstractRule, Scalar, Signals, decay
+from ._base import AbstractRule, Scalar, Signals, decay, relax
 
 
 def _check_positive(rule, *names):
@@ -62,7 +62,7 @@ class BasalHebbian(AbstractRule):
     def __check_init__(self):
         _check_positive(self, "tau_plus", "tau_minus", "tau_x", "tau_y")
 
-    def init_state(self, n):
+    def init_state(self, n, v0=-65.0):
         """Pre traces x1, x2 (per synapse) and post traces y1, y2 (per cell) at 0."""
         z = jnp.zeros((n,))
         return {"x1": z, "x2": z, "y1": jnp.zeros(()), "y2": jnp.zeros(())}
@@ -140,7 +140,7 @@ class ApicalCooperative(AbstractRule):
         """Path-distance cutoff of the co-activity kernel, um."""
         return float(self.cutoff)
 
-    def init_state(self, n):
+    def init_state(self, n, v0=-65.0):
         """Presynaptic traces at 0."""
         return {"x": jnp.zeros((n,))}
 
@@ -161,3 +161,245 @@ class ApicalCooperative(AbstractRule):
         pot = self.a_coop * gate * (sig.pre * c + x * c_now)
         dep = self.a_dep * sig.pre
         return {"x": x + sig.pre}, self.apply_bounds(w, pot, dep)
+
+
+def _relu(x):
+    return jnp.maximum(x, 0.0)
+
+
+class Clopath(AbstractRule):
+    """Voltage-based STDP of Clopath et al. (2010) on the local dendritic voltage.
+
+    LTD at a presynaptic spike: ``w -= a_ltd [u_minus - theta_minus]+``; LTP continuously:
+    ``dw/dt = a_ltp x_bar [v - theta_plus]+ [u_plus - theta_minus]+``, where u_minus and
+    u_plus low-pass the local voltage v (tau_minus, tau_plus) and x_bar low-passes the
+    presynaptic spike train (tau_x, jumps of 1/tau_x). A bAP or a dendritic spike that
+    depolarises the synapse's compartment gates potentiation.
+
+    Attributes:
+        a_ltd: 14e-5 /mV. a_ltp: 8e-5 /mV^2 (per ms). theta_minus: -70.6 mV.
+        theta_plus: -45.3 mV. tau_x: 15 ms. tau_minus: 10 ms. tau_plus: 7 ms.
+        w_min, w_max: weight bounds (hard).
+    """
+
+    a_ltd: Scalar = 14e-5
+    a_ltp: Scalar = 8e-5
+    theta_minus: Scalar = -70.6
+    theta_plus: Scalar = -45.3
+    tau_x: Scalar = 15.0
+    tau_minus: Scalar = 10.0
+    tau_plus: Scalar = 7.0
+    w_min: Scalar = 0.0
+    w_max: Scalar = 2.0
+    bound: ClassVar[str] = "hard"
+
+    def __check_init__(self):
+        _check_positive(self, "tau_x", "tau_minus", "tau_plus")
+
+    def init_state(self, n, v0=-65.0):
+        """Filtered voltages at `v0` (mV), presynaptic trace at 0."""
+        v = jnp.full((n,), jnp.asarray(v0, float))
+        return {"u_minus": v, "u_plus": v, "x_bar": jnp.zeros((n,))}
+
+    def update(self, state, w, sig: Signals, dt):
+        """LTD at presynaptic spikes, LTP integrated over the step, then filters advance."""
+        dep = self.a_ltd * sig.pre * _relu(state["u_minus"] - self.theta_minus)
+        pot = (self.a_ltp * dt * state["x_bar"] * _relu(sig.v - self.theta_plus)
+               * _relu(state["u_plus"] - self.theta_minus))
+        new = {
+            "u_minus": relax(state["u_minus"], sig.v, dt, self.tau_minus),
+            "u_plus": relax(state["u_plus"], sig.v, dt, self.tau_plus),
+            "x_bar": decay(state["x_bar"], dt, self.tau_x) + sig.pre / self.tau_x,
+        }
+        return new, self.apply_bounds(w, pot, dep)
+
+
+class GraupnerBrunel(AbstractRule):
+    """Calcium-based synaptic efficacy of Graupner & Brunel (2012), deterministic part.
+
+    Calcium c jumps by c_pre a delay after each presynaptic spike and by c_post at somatic
+    spikes, decaying with tau_ca. The efficacy rho in [0, 1] follows
+    ``tau drho/dt = -rho (1-rho)(rho_star - rho) + gamma_p (1-rho) H(c - theta_p)
+    - gamma_d rho H(c - theta_d)``, with H a logistic step of width `smooth` (calcium units;
+    smooth -> 0 is the Heaviside step; > 0 keeps thresholds differentiable). The weight is
+    ``w = w_min + rho (w_max - w_min)``. Defaults: the "DP" set (tau_ca 20 ms, c_pre 1,
+    c_post 2, theta_d 1, theta_p 1.3, gamma_d 200, gamma_p 321.808, tau 150 s, rho* 0.5,
+    delay 13.7 ms). The noise term (sigma) is left out. One pending delayed calcium jump per
+    synapse: a second spike within `delay` replaces the first.
+
+    Attributes: as above; times in ms, calcium dimensionless, rates gamma dimensionless.
+    """
+
+    tau_ca: Scalar = 20.0
+    c_pre: Scalar = 1.0
+    c_post: Scalar = 2.0
+    delay: Scalar = 13.7
+    theta_d: Scalar = 1.0
+    theta_p: Scalar = 1.3
+    gamma_d: Scalar = 200.0
+    gamma_p: Scalar = 321.808
+    tau: Scalar = 150e3
+    rho_star: Scalar = 0.5
+    smooth: Scalar = 0.01
+    w_min: Scalar = 0.0
+    w_max: Scalar = 2.0
+    bound: ClassVar[str] = "hard"
+
+    def __check_init__(self):
+        _check_positive(self, "tau_ca", "tau", "delay", "smooth")
+
+    def init_state(self, n, v0=-65.0):
+        """No calcium, no pending presynaptic calcium jump (timer < 0)."""
+        return {"c": jnp.zeros((n,)), "timer": jnp.full((n,), -1.0)}
+
+    def step_fn(self, x):
+        """Smooth Heaviside step of `x` (calcium units)."""
+        return jax.nn.sigmoid(x / self.smooth)
+
+    def drift(self, rho, c):
+        """d rho / dt (1/ms) at efficacy `rho` and calcium `c`."""
+        return (-rho * (1 - rho) * (self.rho_star - rho)
+                + self.gamma_p * (1 - rho) * self.step_fn(c - self.theta_p)
+                - self.gamma_d * rho * self.step_fn(c - self.theta_d)) / self.tau
+
+    def update(self, state, w, sig: Signals, dt):
+        """Calcium jumps (delayed pre, immediate post), decay, then the efficacy drift."""
+        timer = jnp.where(sig.pre > 0, self.delay, state["timer"] - dt)
+        arrive = (state["timer"] > 0) & (timer <= 0) & (sig.pre == 0)
+        c = decay(state["c"], dt, self.tau_ca) + self.c_pre * arrive + self.c_post * sig.post
+        span = self.w_max - self.w_min
+        rho = (w - self.w_min) / span
+        rho = jnp.clip(rho + dt * self.drift(rho, c), 0.0, 1.0)
+        return {"c": c, "timer": timer}, self.w_min + rho * span
+
+
+class BCM(AbstractRule):
+    """Bienenstock–Cooper–Munro rule with a sliding threshold (metaplasticity).
+
+    ``dw/dt = eta x y (y - theta)`` and ``tau_theta dtheta/dt = y^2 - theta``, with x and y
+    the presynaptic and somatic firing rates (Hz) estimated by traces (time constants
+    tau_x, tau_y; each spike adds 1000/tau spikes/s).
+
+    Attributes:
+        eta: learning rate, 1/(Hz^3 ms). tau_x, tau_y: rate-estimate windows, ms.
+        tau_theta: threshold time constant, ms. theta0: initial threshold, Hz^2.
+        w_min, w_max: weight bounds (hard).
+    """
+
+    eta: Scalar = 1e-9
+    tau_x: Scalar = 100.0
+    tau_y: Scalar = 100.0
+    tau_theta: Scalar = 1000.0
+    theta0: Scalar = 25.0
+    w_min: Scalar = 0.0
+    w_max: Scalar = 2.0
+    bound: ClassVar[str] = "hard"
+
+    def __check_init__(self):
+        _check_positive(self, "tau_x", "tau_y", "tau_theta")
+
+    def init_state(self, n, v0=-65.0):
+        """Rates at 0 Hz, threshold at theta0 (Hz^2)."""
+        return {"x": jnp.zeros((n,)), "y": jnp.zeros(()),
+                "theta": jnp.asarray(self.theta0, float) + jnp.zeros(())}
+
+    def update(self, state, w, sig: Signals, dt):
+        """Rate traces, weight drift, then threshold relaxation towards y^2."""
+        x = decay(state["x"], dt, self.tau_x) + sig.pre * 1000.0 / self.tau_x
+        y = decay(state["y"], dt, self.tau_y) + sig.post * 1000.0 / self.tau_y
+        dw = self.eta * dt * x * y * (y - state["theta"])
+        theta = relax(state["theta"], y**2, dt, self.tau_theta)
+        return {"x": x, "y": y, "theta": theta}, self.apply_bounds(w, _relu(dw), _relu(-dw))
+
+
+class Volterra(AbstractRule):
+    """Generic learnable rule (Confavreux et al. 2020; Mehta et al. 2024).
+
+    ``dw/dt = sum_{a,b,c in 0..2} coef[a, b, c] x^a y^b w^c`` with x a presynaptic and y a
+    somatic spike trace (jumps of 1, time constants tau_x, tau_y), plus instantaneous terms
+    at spikes: ``w += pre * sum_bc on_pre[b, c] y^b w^c + post * sum_ac on_post[a, c] x^a w^c``
+    (these express pair STDP exactly). Fit the coefficients by gradient descent, with an L1
+    penalty to recover sparse known rules.
+
+    Attributes:
+        coef: (3, 3, 3) rate coefficients, 1/ms. on_pre: (3, 3). on_post: (3, 3).
+        tau_x, tau_y: trace time constants, ms. w_min, w_max: bounds (hard).
+    """
+
+    coef: jax.Array = eqx.field(default_factory=lambda: jnp.zeros((3, 3, 3)))
+    on_pre: jax.Array = eqx.field(default_factory=lambda: jnp.zeros((3, 3)))
+    on_post: jax.Array = eqx.field(default_factory=lambda: jnp.zeros((3, 3)))
+    tau_x: Scalar = 20.0
+    tau_y: Scalar = 20.0
+    w_min: Scalar = 0.0
+    w_max: Scalar = 2.0
+    bound: ClassVar[str] = "hard"
+
+    def __check_init__(self):
+        _check_positive(self, "tau_x", "tau_y")
+        for name, shape in (("coef", (3, 3, 3)), ("on_pre", (3, 3)), ("on_post", (3, 3))):
+            if jnp.shape(getattr(self, name)) != shape:
+                raise ValueError(f"Volterra: {name} must have shape {shape}.")
+
+    def init_state(self, n, v0=-65.0):
+        """Traces at 0."""
+        return {"x": jnp.zeros((n,)), "y": jnp.zeros(())}
+
+    def update(self, state, w, sig: Signals, dt):
+        """Continuous drift plus the spike-triggered terms; traces jump after their spikes."""
+        x = decay(state["x"], dt, self.tau_x)
+        y = decay(state["y"], dt, self.tau_y)
+        p = jnp.arange(3.0)
+        xa = x[:, None] ** p  # (n, 3)
+        yb = y ** p  # (3,)
+        wc = w[:, None] ** p  # (n, 3)
+        drift = jnp.einsum("abc,na,b,nc->n", self.coef, xa, yb, wc)
+        at_pre = sig.pre * jnp.einsum("bc,b,nc->n", self.on_pre, yb, wc)
+        at_post = sig.post * jnp.einsum("ac,na,nc->n", self.on_post, (x + sig.pre)[:, None] ** p,
+                                        wc)
+        dw = dt * drift + at_pre + at_post
+        new = {"x": x + sig.pre, "y": y + sig.post}
+        return new, self.apply_bounds(w, _relu(dw), _relu(-dw))
+
+
+class HeterosynapticNormalization(AbstractRule):
+    """Wraps a rule and keeps the summed weight of its synapses at its initial value.
+
+    After the inner rule's update, weights are scaled multiplicatively towards the initial
+    total with time constant `tau_norm` ms (0: exactly at every step).
+
+    Attributes:
+        rule: the inner rule. tau_norm: normalisation time constant, ms (>= 0).
+    """
+
+    rule: AbstractRule
+    tau_norm: Scalar
+    w_min: Scalar
+    w_max: Scalar
+    bound: ClassVar[str] = "hard"
+
+    def __init__(self, rule: AbstractRule, tau_norm=0.0):
+        """Wrap `rule`; weights stay within its [w_min, w_max] (copied here)."""
+        if not isinstance(rule, AbstractRule):
+            raise TypeError(f"HeterosynapticNormalization wraps a rule, got {rule!r}.")
+        self.rule, self.tau_norm = rule, tau_norm
+        self.w_min, self.w_max = rule.w_min, rule.w_max
+
+    def neighbour_cutoff(self) -> float:
+        """The inner rule's neighbour cutoff, um."""
+        return self.rule.neighbour_cutoff()
+
+    def init_state(self, n, v0=-65.0):
+        """Inner state; the target total is taken at the first step."""
+        return {"inner": self.rule.init_state(n, v0), "total": jnp.full((), -1.0)}
+
+    def update(self, state, w, sig: Signals, dt):
+        """Inner update, then multiplicative scaling towards the initial summed weight."""
+        total = jnp.where(state["total"] < 0, jnp.sum(w), state["total"])
+        inner, w1 = self.rule.update(state["inner"], w, sig, dt)
+        s = jnp.sum(w1)
+        factor = total / jnp.where(s > 0, s, 1.0)
+        tau = jnp.asarray(self.tau_norm, float)
+        frac = jnp.where(tau > 0, 1.0 - jnp.exp(-dt / jnp.where(tau > 0, tau, 1.0)), 1.0)
+        w2 = w1 * (1.0 + frac * (factor - 1.0))
+        return {"inner": inner, "total": total}, jnp.clip(w2, self.w_min, self.w_max)
