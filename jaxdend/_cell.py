@@ -433,7 +433,7 @@ class Cell(eqx.Module):
         if self.synapses:  # only when present: diffrax rejects empty subtrees in adaptive solves
             state["synapses"] = tuple(g.init_state() for g in self.synapses)
         if self.rules:
-            state["plasticity"] = tuple(b.rule.init_state(len(b.index)) for b in self.rules)
+            state["plasticity"] = tuple(b.rule.init_state(len(b.index), v0) for b in self.rules)
         return state
 
     def membrane_current(self, channel_states, v):
