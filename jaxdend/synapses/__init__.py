@@ -19,3 +19,6 @@ from ._receptors import peak_factor as peak_factor
 from ._stp import TsodyksMarkram as TsodyksMarkram
 from ._stp import tm_release as tm_release
 from ._stp import tm_steady_state as tm_steady_state
+from ._stp_fit import STPFit as STPFit
+from ._stp_fit import fit_stp_amplitudes as fit_stp_amplitudes
+from ._stp_fit import fit_stp_trace as fit_stp_trace
