@@ -477,8 +477,46 @@ class Cell(eqx.Module):
         if not junction.any():
             return x
         g = self.axial_conductance()
-        par = np.maximum(self.comps.parent, 0)
-        # each junction's neighbours: its parent, and the nodes whose parent it is
-        num = jax.ops.segment_sum(g * x, par, num_segments=self.n) + g * x[par]
-        den = jax.ops.segment_sum(g, par, num_segments=self.n) + g
-        return jnp.where(junction, num / jnp.where(den > 0, den, 1.0), x)
+        nbr, own, pos = _junction_neighbours(self.comps)
+        # each junction's neighbours: its parent (through its own edge) and its children
+        w = g[own]  # (n_junction, k): the conductance of the edge to each neighbour
+        w = jnp.where(nbr >= 0, w, 0.0)
+        num = jnp.sum(w * x[jnp.maximum(nbr, 0)], axis=1)
+        den = jnp.sum(w, axis=1)
+        val = num / jnp.where(den > 0, den, 1.0)
+        # gather instead of scatter: pos[i] is node i's row in `val` (junctions only)
+        return jnp.where(junction, val[pos], x)
+
+
+def _junction_neighbours(comps: Compartments):
+    """Static neighbour table of the junction nodes (cached on the Compartments object).
+
+    Returns ``(nbr, own, pos)``: ``nbr[j, k]`` is the k-th neighbour of the j-th junction (its
+    parent first, then its children; -1 pads), ``own[j, k]`` the node whose axial edge joins
+    them (the junction itself for its parent, the child otherwise), and ``pos[i]`` the row of
+    node ``i`` among the junctions (0 for other nodes).
+    """
+    cached = comps.__dict__.get("_jd_junction_neighbours")
+    if cached is not None:
+        return cached
+    parent = np.asarray(comps.parent)
+    junc = np.nonzero(np.asarray(comps.is_junction))[0]
+    children = [[] for _ in range(parent.shape[0])]
+    for i in range(1, parent.shape[0]):
+        children[parent[i]].append(i)
+    rows = [([int(parent[j])] if parent[j] >= 0 else []) + children[j] for j in junc]
+    owns = [([int(j)] if parent[j] >= 0 else []) + children[j] for j in junc]
+    k = max(1, max((len(r) for r in rows), default=1))
+    nbr = np.full((junc.size, k), -1, np.int64)
+    own = np.zeros((junc.size, k), np.int64)
+    for r, (row, ow) in enumerate(zip(rows, owns)):
+        nbr[r, : len(row)] = row
+        own[r, : len(ow)] = ow
+    pos = np.zeros(parent.shape[0], np.int64)
+    pos[junc] = np.arange(junc.size)
+    out = (nbr, own, pos)
+    try:
+        object.__setattr__(comps, "_jd_junction_neighbours", out)
+    except (AttributeError, TypeError):  # objects without a __dict__: recompute next time
+        pass
+    return out

@@ -47,6 +47,15 @@ class AbstractChannel(eqx.Module):
         inf, tau = self.gates(v, celsius)
         return {k: (inf[k] - state[k]) / tau[k] for k in self.state_names}
 
+    def exp_euler(self, state: State, v: Float[ArrayLike, " comp"], celsius: float, dt) -> State:
+        """Gating states after one exponential-Euler step of `dt` ms at fixed voltage `v` (mV).
+
+        ``x + (x_inf - x)(1 - exp(-dt/tau))`` from `gates` (NEURON's ``cnexp``). Channels may
+        override it with an equivalent fused form; only meaningful for gate-type channels.
+        """
+        inf, tau = self.gates(v, celsius)
+        return {k: inf[k] + (state[k] - inf[k]) * jnp.exp(-dt / tau[k]) for k in self.state_names}
+
     def current(self, state: State, v: Float[ArrayLike, " comp"]) -> Float[Array, " comp"]:
         """Membrane current density in mA/cm^2 (outward positive) at voltage `v` (mV)."""
         raise NotImplementedError
@@ -54,8 +63,7 @@ class AbstractChannel(eqx.Module):
 
 def exp_euler_gates(channel: AbstractChannel, state: State, v, celsius: float, dt) -> State:
     """Advance gating states by one exponential-Euler step of `dt` ms at fixed voltage `v` (mV)."""
-    inf, tau = channel.gates(v, celsius)
-    return {k: inf[k] + (state[k] - inf[k]) * jnp.exp(-dt / tau[k]) for k in channel.state_names}
+    return channel.exp_euler(state, v, celsius, dt)
 
 
 def q10_factor(q10, celsius, temp_ref) -> Array:

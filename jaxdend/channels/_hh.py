@@ -20,6 +20,7 @@ from ._base import AbstractChannel, State
 
 # Below this |x/y| the Taylor branch replaces x/(exp(x/y) - 1) (the cut used by NEURON's hh.mod).
 _TAYLOR_CUT = 1e-6
+_E_HALF = float(np.exp(0.5))
 
 
 def vtrap(x: Float[ArrayLike, " comp"], y: Float[ArrayLike, " comp"]) -> Float[Array, " comp"]:
@@ -27,8 +28,9 @@ def vtrap(x: Float[ArrayLike, " comp"], y: Float[ArrayLike, " comp"]) -> Float[A
 
     Same function as NEURON's ``vtrap`` in hh.mod: for ``|x/y| < 1e-6`` it returns the Taylor
     expansion ``y (1 - x/y/2)``. Both branches of every `jnp.where` are kept finite (the "double
-    where" trick), and for large positive ``x/y`` the form ``z e^-z / (1 - e^-z)`` avoids
-    overflow, so values and gradients (w.r.t. ``x`` and ``y``) are finite for all finite inputs.
+    where" trick), and for ``x/y > 700`` (where the value is below 1e-300) it returns 0 without
+    evaluating the overflowing exponential, so values and gradients (w.r.t. ``x`` and ``y``) are
+    finite for all finite inputs. One ``expm1`` per element.
 
     Args:
         x: numerator, usually a voltage difference (mV).
@@ -39,16 +41,54 @@ def vtrap(x: Float[ArrayLike, " comp"], y: Float[ArrayLike, " comp"]) -> Float[A
     """
     x = jnp.asarray(x)
     y = jnp.asarray(y)
-    z = x / y
+    ratio, _ = _trap_ratio(x / y)
+    return y * ratio
+
+
+# Above this z, z/(exp(z) - 1) < 1e-300: returned as 0 (exp(z) would overflow near 709.8).
+_TRAP_MAX = 700.0
+
+
+@jax.custom_jvp
+def _trap_ratio(z):
+    """``(z / (exp(z) - 1), expm1(min(z, 700)))`` with finite values and gradients everywhere.
+
+    The second output is the exponential minus one that the ratio used (clipped at z = 700), so
+    callers can reuse it for other rates of the same exponent. Derivatives are given in closed
+    form (`_trap_ratio_jvp`), which keeps gradients of the rate functions short.
+    """
     small = jnp.abs(z) < _TAYLOR_CUT
-    z_safe = jnp.where(small, 1.0, z)
-    positive = z_safe > 0
-    z_pos = jnp.where(positive, z_safe, 1.0)
-    z_neg = jnp.where(positive, -1.0, z_safe)
-    ratio_pos = z_pos * jnp.exp(-z_pos) / (-jnp.expm1(-z_pos))
-    ratio_neg = z_neg / jnp.expm1(z_neg)
-    ratio = jnp.where(positive, ratio_pos, ratio_neg)
-    return y * jnp.where(small, 1.0 - z / 2.0, ratio)
+    big = z > _TRAP_MAX
+    z_c = jnp.minimum(z, _TRAP_MAX)
+    em = jnp.expm1(z_c)
+    z_safe = jnp.where(small, 1.0, z_c)
+    em_safe = jnp.where(small, 1.0, em)
+    ratio = jnp.where(small, 1.0 - z / 2.0, jnp.where(big, 0.0, z_safe / em_safe))
+    return ratio, em
+
+
+# Below this |z| the slope of z/(e^z - 1) is taken from its Taylor series
+# -1/2 + z/6 - z^3/180 (truncation error < 1e-16 here; the closed form would cancel).
+_SLOPE_CUT = 1e-3
+
+
+def _trap_slope(z, ratio, em):
+    """d/dz of z/(e^z - 1), given the ratio and ``em = expm1(min(z, 700))`` at z."""
+    small = jnp.abs(z) < _SLOPE_CUT
+    em_safe = jnp.where(small, 1.0, em)
+    return jnp.where(
+        small,
+        -0.5 + z / 6.0 - z**3 / 180.0,
+        jnp.where(z > _TRAP_MAX, 0.0, (1.0 - ratio * (em + 1.0)) / em_safe),
+    )
+
+
+@_trap_ratio.defjvp
+def _trap_ratio_jvp(primals, tangents):
+    (z,), (dz,) = primals, tangents
+    ratio, em = _trap_ratio(z)
+    d_em = jnp.where(z > _TRAP_MAX, 0.0, em + 1.0)
+    return (ratio, em), (_trap_slope(z, ratio, em) * dz, d_em * dz)
 
 
 def check_positive(module: object, *names: str) -> None:
@@ -68,6 +108,98 @@ def check_positive(module: object, *names: str) -> None:
             continue
         if bad:
             raise ValueError(f"{type(module).__name__}.{name} must be positive, got {value!r}")
+
+
+def _hh_q10(celsius) -> Array:
+    """hh.mod's temperature factor ``3**((celsius - 6.3)/10)``."""
+    return 3.0 ** ((jnp.asarray(celsius) - 6.3) / 10.0)
+
+
+def _hh_rates(v) -> dict[str, tuple[Array, Array]]:
+    """hh.mod's opening and closing rates (1/ms) of m, h, n at `v` (mV), 4 exponentials per node.
+
+    ``am = 0.1 vtrap(-(v+40), 10) = z_m/(e^z_m - 1)`` with ``z_m = -(v+40)/10``;
+    ``bh = 1/(exp(-(v+35)/10) + 1) = 1/(e^z_m e^0.5 + 1)`` reuses ``e^z_m``;
+    ``an = 0.01 vtrap(-(v+55), 10) = 0.1 z_n/(e^z_n - 1)`` with ``z_n = -(v+55)/10``;
+    ``ah = 0.07 exp(-(v+65)/20) = 0.07 w^4`` and ``bn = 0.125 w`` with ``w = exp(-(v+65)/80)``;
+    ``bm = 4 exp(-(v+65)/18)``. Exponents are clipped so that nothing overflows.
+    """
+    # divisions by the constant slopes are multiplications by their reciprocals (round-off)
+    u = v + 65.0
+    ratio_m, em_m = _trap_ratio((v + 40.0) * -0.1)
+    ratio_n, _ = _trap_ratio((v + 55.0) * -0.1)
+    w = jnp.exp(jnp.minimum(u * -0.0125, 170.0))  # w^4 stays finite
+    w2 = w * w
+    return {
+        "m": (ratio_m, 4.0 * jnp.exp(jnp.minimum(u * (-1.0 / 18.0), _TRAP_MAX))),
+        "h": (0.07 * (w2 * w2), 1.0 / ((em_m + 1.0) * _E_HALF + 1.0)),
+        "n": (0.1 * ratio_n, 0.125 * w),
+    }
+
+
+def _hh_rates_slopes(v):
+    """`_hh_rates` and the derivatives of every rate w.r.t. v (1/(ms mV)), from the same
+    exponentials (no autodiff). Returns ``{gate: (a, b, da/dv, db/dv)}``."""
+    u = v + 65.0
+    z_m = (v + 40.0) * -0.1
+    z_n = (v + 55.0) * -0.1
+    ratio_m, em_m = _trap_ratio(z_m)
+    ratio_n, em_n = _trap_ratio(z_n)
+    x_w = u * -0.0125
+    w = jnp.exp(jnp.minimum(x_w, 170.0))
+    w2 = w * w
+    x_b = u * (-1.0 / 18.0)
+    bm = 4.0 * jnp.exp(jnp.minimum(x_b, _TRAP_MAX))
+    ah = 0.07 * (w2 * w2)
+    e_h = (em_m + 1.0) * _E_HALF
+    bh = 1.0 / (e_h + 1.0)
+    an = 0.1 * ratio_n
+    bn = 0.125 * w
+    return {
+        "m": (ratio_m, bm, -0.1 * _trap_slope(z_m, ratio_m, em_m),
+              jnp.where(x_b < _TRAP_MAX, bm * (-1.0 / 18.0), 0.0)),
+        "h": (ah, bh, jnp.where(x_w < 170.0, ah * -0.05, 0.0),
+              jnp.where(z_m < _TRAP_MAX, 0.1 * bh * bh * e_h, 0.0)),
+        "n": (an, bn, -0.01 * _trap_slope(z_n, ratio_n, em_n),
+              jnp.where(x_w < 170.0, bn * -0.0125, 0.0)),
+    }
+
+
+def _hh_exp_euler_parts(m, h, n, v, q10, dt):
+    """The exponential-Euler step of m, h, n and its partial derivatives: per gate the new value,
+    d x'/d x (the decay factor), d x'/d v, and d x'/d(dt q10)."""
+    out, decay, dx_dv, dx_drate = [], [], [], []
+    for x, (a, b, da, db) in zip((m, h, n), _hh_rates_slopes(v).values()):
+        s = a + b
+        inf = a / s
+        e = jnp.exp(-dt * q10 * s)
+        gap = (x - inf) * e  # x' = inf + gap
+        # d inf/dv = (da - inf (da + db)) / s ; d e/dv = -dt q10 e (da + db)
+        ds = da + db
+        out.append(inf + gap)
+        decay.append(e)
+        dx_dv.append((1.0 - e) * (da - inf * ds) / s - gap * (dt * q10) * ds)
+        dx_drate.append(-gap * s)
+    return tuple(out), decay, dx_dv, dx_drate
+
+
+@jax.custom_jvp
+def _hh_exp_euler(m, h, n, v, q10, dt):
+    """Exponential-Euler step of the three gates; see `HH.exp_euler`. Its derivative is
+    written out from the rate slopes (a short linear map, also for reverse mode) instead of
+    differentiating through the rate functions."""
+    return _hh_exp_euler_parts(m, h, n, v, q10, dt)[0]
+
+
+@_hh_exp_euler.defjvp
+def _hh_exp_euler_jvp(primals, tangents):
+    m, h, n, v, q10, dt = primals
+    dm, dh, dn, dv, dq10, ddt = tangents
+    out, decay, dx_dv, dx_drate = _hh_exp_euler_parts(m, h, n, v, q10, dt)
+    d_rate = dt * dq10 + q10 * ddt
+    d_out = tuple(e * dx + g * dv + r * d_rate
+                  for e, dx, g, r in zip(decay, (dm, dh, dn), dx_dv, dx_drate))
+    return out, d_out
 
 
 class HH(AbstractChannel):
@@ -106,16 +238,24 @@ class HH(AbstractChannel):
         Returns:
             ``(inf, tau)``: dicts keyed by "m", "h", "n"; ``tau`` in ms.
         """
-        v = jnp.asarray(v)
-        q10 = 3.0 ** ((jnp.asarray(celsius) - 6.3) / 10.0)
-        rates = {
-            "m": (0.1 * vtrap(-(v + 40.0), 10.0), 4.0 * jnp.exp(-(v + 65.0) / 18.0)),
-            "h": (0.07 * jnp.exp(-(v + 65.0) / 20.0), 1.0 / (jnp.exp(-(v + 35.0) / 10.0) + 1.0)),
-            "n": (0.01 * vtrap(-(v + 55.0), 10.0), 0.125 * jnp.exp(-(v + 65.0) / 80.0)),
-        }
+        q10 = _hh_q10(celsius)
+        rates = _hh_rates(jnp.asarray(v))
         inf = {k: a / (a + b) for k, (a, b) in rates.items()}
         tau = {k: 1.0 / (q10 * (a + b)) for k, (a, b) in rates.items()}
         return inf, tau
+
+    def exp_euler(self, state: State, v, celsius, dt) -> State:
+        """One exponential-Euler step of m, h, n over `dt` ms at fixed `v` (mV).
+
+        Same update as `jaxdend.channels.exp_euler_gates` with ``exp(-dt q10 (a + b))`` in place
+        of ``exp(-dt / tau)`` (equal up to round-off, two divisions fewer per gate).
+        """
+        v = jnp.asarray(v)
+        m, h, n = jnp.broadcast_arrays(state["m"], state["h"], state["n"], v)[:3]
+        v = jnp.broadcast_to(v, m.shape)
+        dt = jnp.asarray(dt, dtype=v.dtype)
+        out = dict(zip(("m", "h", "n"), _hh_exp_euler(m, h, n, v, _hh_q10(celsius), dt)))
+        return out
 
     def current(self, state: State, v: Float[ArrayLike, " comp"]) -> Float[Array, " comp"]:
         """Total Na + K + leak current density (mA/cm^2, outward positive) at `v` (mV).

@@ -244,23 +244,39 @@ def simulate(
 
 def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint):
     cell = term.cell
+    # Voltage probes on membrane nodes read the state directly: junction_average leaves
+    # those nodes unchanged, and skipping it keeps it (and its adjoint) out of every step.
+    junction = np.asarray(cell.comps.is_junction)
+    direct = {k: np.asarray(p.index) for k, p in probes.items()
+              if p.state == "v" and not junction[np.asarray(p.index)].any()}
+    rest = {k: p for k, p in probes.items() if k not in direct}
+
+    def extract(y):
+        out = {k: y["v"][idx] for k, idx in direct.items()}
+        if rest:
+            out.update(_extract(cell, rest, y))
+        return {k: out[k] for k in probes}
 
     def one_step(y, k):
         ta = t0 + k * dt
         return solver.advance(term, ta, ta + dt, y)
 
     if checkpoint:
-        one_step = jax.checkpoint(one_step)
+        # recompute each step in the backward pass, except the tree solve's output (one
+        # vector per step), which the adjoint needs and which costs a solve to recompute
+        one_step = jax.checkpoint(
+            one_step, policy=jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
+        )
 
     def block(y, j):
         def inner(y, i):
             return one_step(y, j * every + i), None
 
         y, _ = jax.lax.scan(inner, y, jnp.arange(every))
-        return y, _extract(cell, probes, y)
+        return y, extract(y)
 
     y1, recs = jax.lax.scan(block, y0, jnp.arange(n_steps // every))
-    first = _extract(cell, probes, y0)
+    first = extract(y0)
     recs = {k: jnp.concatenate([first[k][None], recs[k]], axis=0) for k in recs}
     bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(y1)]))
     y1 = eqx.error_if(y1, bad, _NONFINITE)

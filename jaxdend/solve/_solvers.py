@@ -17,6 +17,7 @@ import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.ad_checkpoint import checkpoint_name
 
 from .._cell import Cell
 from ..channels import AbstractChannel, exp_euler_gates
@@ -97,7 +98,9 @@ def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y):
     diag = g + jax.ops.segment_sum(g, par, num_segments=cell.n)
     d = cdt + g_ion + diag
     b = (cdt + g_ion) * v - i_ion + stimulus.current(t_mid, cell.n)
-    return tree_solve(cell.plan, d, g, b)
+    # named so that a checkpointed step can keep it instead of solving again when
+    # differentiated (see simulate's scan loop)
+    return checkpoint_name(tree_solve(cell.plan, d, g, b), "jaxdend.tree_solve")
 
 
 def _deliver_spikes(cell: Cell, stimulus: Stimulus, y, t0, dt):

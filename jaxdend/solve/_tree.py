@@ -6,7 +6,11 @@ Gaussian elimination from the leaves to the root and substitution back is exact 
 
 Two schedules compute the same result:
 - ``"sequential"``: one node at a time in a compiled loop (NEURON's order). Fastest on CPU,
-  where XLA turns the loop into tight native code.
+  where XLA turns the loop into tight native code. On large trees the unbranched chains
+  between branch points are first eliminated all at once (vectorised over chains, from both
+  ends, which leaves a smaller tree of branch points coupled through their chains); only that
+  reduced tree is solved one node at a time, then the chain nodes are recovered, again all
+  chains at once. Same result to round-off, several times fewer sequential steps.
 - ``"levels"``: all nodes of the same height (leaves first) at once, then all nodes of the same
   depth. Fewer, wider steps; better on GPU/TPU for a single cell.
 
@@ -34,12 +38,15 @@ class TreePlan:
         up_levels: node indices grouped by height (leaves first), root excluded.
         down_levels: node indices grouped by depth (depth 1 first).
         schedule: "sequential" or "levels".
+        chains: layout of the chain reduction used by the "sequential" schedule on large
+            trees (None: plain sequential elimination).
     """
 
     parent: np.ndarray
     up_levels: tuple[np.ndarray, ...]
     down_levels: tuple[np.ndarray, ...]
     schedule: str
+    chains: _Chains | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def from_parent(
@@ -66,12 +73,127 @@ class TreePlan:
             depth[i] = depth[parent[i]] + 1
         up = tuple(np.nonzero(height == h)[0] for h in range(height[0]))
         down = tuple(np.nonzero(depth == k)[0] for k in range(1, depth.max() + 1)) if n > 1 else ()
-        return cls(parent, up, down, schedule)
+        chains = _Chains.build(parent) if schedule == "sequential" else None
+        return cls(parent, up, down, schedule, chains)
 
     @property
     def n(self) -> int:
         """Number of nodes."""
         return int(self.parent.shape[0])
+
+
+# Longest chain piece eliminated in one vectorised sweep; longer chains are cut by promoting
+# every (_CHAIN_MAX + 1)-th node to a separator of the reduced tree.
+_CHAIN_MAX = 6
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Chains:
+    """Static layout for the chain-reduction solve (see the module docstring).
+
+    Separators: the root, every branch point, and cut points of long chains. Every other node
+    has at most one child and belongs to a chain: a path hanging from a separator ("top"),
+    possibly ending at a separator below its tail ("bottom"). Chains are padded to a common
+    length with a dummy node (index n: d = 1, b = 0, g = 0).
+
+    Attributes:
+        sep: (m,) separator node indices (ascending, so the reduced tree is in Hines order).
+        reduced: TreePlan of the separators (sequential schedule, no chains).
+        nodes: (c, k) chain node indices, head first, padded with n.
+        tail_bottom: (c, k) index of the bottom separator at the tail position of chains that
+            have one, else n (its axial conductance couples the tail to the bottom).
+        top_tab: (m, t) chains hanging from each separator (index c pads).
+        above: (m,) chain ending just above each separator (c if none).
+        direct: (m,) True where the separator's parent is itself a separator (or root).
+        top_sep / bot_sep: (c,) separator positions (in sep) of each chain's top and bottom
+            (m for none).
+        inverse: (n,) position of every node in ``concat(x_sep, x_chain.ravel())``.
+    """
+
+    sep: np.ndarray
+    reduced: TreePlan
+    nodes: np.ndarray
+    tail_bottom: np.ndarray
+    top_tab: np.ndarray
+    above: np.ndarray
+    direct: np.ndarray
+    top_sep: np.ndarray
+    bot_sep: np.ndarray
+    inverse: np.ndarray
+
+    @classmethod
+    def build(cls, parent: np.ndarray, max_len: int = _CHAIN_MAX) -> _Chains | None:
+        """The layout, or None when chain reduction would not pay (small or bushy trees)."""
+        n = parent.shape[0]
+        if n < 64:
+            return None
+        nchild = np.bincount(parent[1:], minlength=n)
+        sep = nchild >= 2
+        sep[0] = True
+        run = np.zeros(n, np.int64)  # position of a chain node within its chain piece
+        for i in range(1, n):
+            if sep[i]:
+                continue
+            r = run[parent[i]] + 1 if not sep[parent[i]] else 1
+            if r > max_len:
+                sep[i], r = True, 0
+            run[i] = r
+        sep_idx = np.nonzero(sep)[0]
+        m = sep_idx.size
+        if m > 0.6 * n:
+            return None
+        pos = np.full(n, -1, np.int64)
+        pos[sep_idx] = np.arange(m)
+        child = np.full(n, -1, np.int64)  # the only child of chain nodes
+        for i in range(1, n):
+            if not sep[parent[i]]:
+                child[parent[i]] = i
+        heads = np.nonzero(~sep & sep[np.maximum(parent, 0)])[0]
+        heads = heads[heads > 0]
+        chains = []
+        for h in heads:
+            path = [h]
+            while child[path[-1]] >= 0 and not sep[child[path[-1]]]:
+                path.append(child[path[-1]])
+            chains.append(path)
+        c = len(chains)
+        k = max(len(p) for p in chains)
+        nodes = np.full((c, k), n, np.int64)
+        tail_bottom = np.full((c, k), n, np.int64)
+        top_sep = np.empty(c, np.int64)
+        bot_sep = np.full(c, m, np.int64)
+        above = np.full(m, c, np.int64)
+        red_parent = np.full(m, -1, np.int64)
+        direct = np.zeros(m, bool)
+        tops = [[] for _ in range(m)]
+        for j, path in enumerate(chains):
+            nodes[j, : len(path)] = path
+            top = pos[parent[path[0]]]
+            top_sep[j] = top
+            tops[top].append(j)
+            below = child[path[-1]]
+            if below >= 0:  # the tail's child is a separator
+                tail_bottom[j, len(path) - 1] = below
+                bot_sep[j] = pos[below]
+                above[pos[below]] = j
+                red_parent[pos[below]] = top
+        for s_pos, node in enumerate(sep_idx[1:], start=1):
+            if sep[parent[node]]:
+                direct[s_pos] = True
+                red_parent[s_pos] = pos[parent[node]]
+        t = max(1, max(len(x) for x in tops))
+        top_tab = np.full((m, t), c, np.int64)
+        for s_pos, lst in enumerate(tops):
+            top_tab[s_pos, : len(lst)] = lst
+        inverse = np.empty(n, np.int64)
+        inverse[sep_idx] = np.arange(m)
+        flat = nodes.ravel()
+        real = flat < n
+        inverse[flat[real]] = m + np.nonzero(real)[0]
+        # in Hines order by construction; the sequential solve needs no levels
+        reduced = TreePlan(red_parent, (), (), "sequential")
+        return cls(sep_idx, reduced, nodes, tail_bottom, top_tab, above, direct, top_sep,
+                   bot_sep, inverse)
 
 
 def _solve_sequential(plan: TreePlan, d, g, b):
@@ -96,6 +218,59 @@ def _solve_sequential(plan: TreePlan, d, g, b):
     return jax.lax.fori_loop(1, n, substitute, v)
 
 
+def _solve_chains(ch: _Chains, d, g, b):
+    """Chain reduction: eliminate every chain from both ends (vectorised over chains), solve
+    the reduced tree of separators sequentially, recover the chain nodes."""
+    one, zero = jnp.ones((1,), d.dtype), jnp.zeros((1,), d.dtype)
+    d_ext = jnp.concatenate([d, one])
+    b_ext = jnp.concatenate([b, zero])
+    g_ext = jnp.concatenate([g, zero])
+    dc, bc, gc = d_ext[ch.nodes], b_ext[ch.nodes], g_ext[ch.nodes]
+    cb = g_ext[ch.tail_bottom]  # coupling of the tail to the bottom separator, 0 elsewhere
+    k = ch.nodes.shape[1]
+    # upward sweep (tail -> head), keeping the coupling to the bottom separator:
+    # x_j = (bu_j + g_j x_{j-1} + cu_j x_bottom) / du_j
+    du, bu, cu = [None] * k, [None] * k, [None] * k
+    du[k - 1], bu[k - 1], cu[k - 1] = dc[:, k - 1], bc[:, k - 1], cb[:, k - 1]
+    for j in range(k - 2, -1, -1):
+        f = gc[:, j + 1] / du[j + 1]
+        du[j] = dc[:, j] - gc[:, j + 1] * f
+        bu[j] = bc[:, j] + f * bu[j + 1]
+        cu[j] = cb[:, j] + f * cu[j + 1]
+    # downward sweep (head -> tail): only what the bottom separator's row needs
+    de, fe = dc[:, 0], bc[:, 0]
+    bot_d = cb[:, 0] * cb[:, 0] / de
+    bot_b = cb[:, 0] * fe / de
+    for j in range(1, k):
+        f = gc[:, j] / de
+        de = dc[:, j] - gc[:, j] * f
+        fe = bc[:, j] + f * fe
+        bot_d = bot_d + cb[:, j] * cb[:, j] / de
+        bot_b = bot_b + cb[:, j] * fe / de
+    # rows of the separators: their own entries, minus what the chains took
+    f1 = gc[:, 0] / du[0]
+    zc = jnp.zeros((1,), d.dtype)
+    top_d = jnp.concatenate([gc[:, 0] * f1, zc])
+    top_b = jnp.concatenate([f1 * bu[0], zc])
+    bot_d = jnp.concatenate([bot_d, zc])
+    bot_b = jnp.concatenate([bot_b, zc])
+    link = jnp.concatenate([f1 * cu[0], zc])  # reduced coupling top <-> bottom
+    ds = d[ch.sep] - jnp.sum(top_d[ch.top_tab], axis=1) - bot_d[ch.above]
+    bs = b[ch.sep] + jnp.sum(top_b[ch.top_tab], axis=1) + bot_b[ch.above]
+    gs = jnp.where(ch.direct, g[ch.sep], link[ch.above])
+    xs = _solve_sequential(ch.reduced, ds, gs, bs)
+    # back substitution down every chain
+    xs_ext = jnp.concatenate([xs, zero])
+    x_top, x_bot = xs_ext[ch.top_sep], xs_ext[ch.bot_sep]
+    x = (bu[0] + gc[:, 0] * x_top + cu[0] * x_bot) / du[0]
+    cols = [x]
+    for j in range(1, k):
+        x = (bu[j] + gc[:, j] * x + cu[j] * x_bot) / du[j]
+        cols.append(x)
+    flat = jnp.concatenate([xs, jnp.stack(cols, axis=1).ravel()])
+    return flat[ch.inverse]
+
+
 def _solve_levels(plan: TreePlan, d, g, b):
     for idx in plan.up_levels:
         p = plan.parent[idx]
@@ -111,6 +286,8 @@ def _solve_levels(plan: TreePlan, d, g, b):
 def _solve_raw(plan: TreePlan, d, g, b):
     if plan.schedule == "levels":
         return _solve_levels(plan, d, g, b)
+    if plan.chains is not None:
+        return _solve_chains(plan.chains, d, g, b)
     return _solve_sequential(plan, d, g, b)
 
 
