@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import hh_cell
+from _helpers import hh_cell, tree_allclose
 
 import jaxdend as jd
 
@@ -96,3 +96,28 @@ def test_no_nan_gradient_under_strong_drive():
     grads = eqx.filter_jit(eqx.filter_grad(loss))(cell)
     for leaf in jax.tree_util.tree_leaves(grads):
         assert np.all(np.isfinite(np.asarray(leaf)))
+
+
+def test_nested_checkpointing_same_values_and_gradients():
+    """checkpoint="nested" (O(sqrt(n)) memory) gives the per-step checkpointed results."""
+    cell = hh_cell(jd.ball_and_stick(), nseg=5)
+    stim = jd.stimulus.step(0, 0.5, 5.0, 20.0)
+
+    def loss(c, mode):
+        sol = jd.simulate(c, stim, t1=30.0, dt=0.025, record_every=3, checkpoint=mode)
+        return jnp.mean(sol["v"] ** 2), sol["v"]
+
+    (l1, v1), g1 = eqx.filter_value_and_grad(lambda c: loss(c, True), has_aux=True)(cell)
+    (l2, v2), g2 = eqx.filter_value_and_grad(lambda c: loss(c, "nested"), has_aux=True)(cell)
+    np.testing.assert_allclose(np.asarray(v2), np.asarray(v1), rtol=0, atol=1e-9)  # round-off
+    assert tree_allclose(g1, g2, rtol=1e-9, atol=1e-14)
+    with pytest.raises(ValueError, match="checkpoint must be"):
+        jd.simulate(cell, stim, t1=1.0, checkpoint="binomial")
+
+
+def test_segment_choice_balances_memory():
+    from jaxdend.solve._simulate import _segment_blocks
+
+    assert _segment_blocks(40000, 1) == 200  # sqrt(40000)
+    assert _segment_blocks(1000, 40) in (5, 4)  # 200 + 200 or 250 + 160 stored states
+    assert _segment_blocks(7, 1) in (1, 7)  # prime: no better split exists

@@ -159,7 +159,7 @@ def simulate(
     event: dfx.Event | None = None,
     max_steps: int | None = None,
     y0: dict | None = None,
-    checkpoint: bool = True,
+    checkpoint: bool | str = True,
 ) -> Solution:
     """Integrate `cell` from t0 to t1 under `stimulus` and record probes.
 
@@ -184,8 +184,11 @@ def simulate(
         event: diffrax Event (diffeqsolve path only).
         max_steps: diffeqsolve step limit (default: enough for fixed steps of dt).
         y0: initial state (default: `cell.init_state()`).
-        checkpoint: recompute each step in the backward pass instead of storing its
-            intermediates (scan path); saves memory for gradients.
+        checkpoint: memory policy of gradients on the scan path. True: recompute each step
+            in the backward pass (stores one state per step); "nested": also recompute
+            segments of about sqrt(n_steps) steps (stores one state per segment plus one
+            segment's steps: O(sqrt(n_steps)) memory for about one extra forward pass; use
+            it for long runs); False: store everything.
 
     Returns:
         `Solution` with `ts` (ms) and `recordings` (name -> (n_save, n_nodes)).
@@ -197,6 +200,8 @@ def simulate(
         raise ValueError(f"dt must be a positive time step in ms (e.g. 0.025), got {dt!r}.")
     if not (math.isfinite(t0_f) and math.isfinite(t1_f)) or t1_f <= t0_f:
         raise ValueError(f"Need t1 > t0 (ms), got t0={t0!r}, t1={t1!r}.")
+    if checkpoint not in (True, False, "nested"):
+        raise ValueError(f"checkpoint must be True, False or 'nested', got {checkpoint!r}.")
     if record_every < 1:
         raise ValueError(f"record_every must be >= 1, got {record_every}.")
     solver = BackwardEuler() if solver is None else solver
@@ -275,13 +280,32 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
         y, _ = jax.lax.scan(inner, y, jnp.arange(every))
         return y, extract(y)
 
-    y1, recs = jax.lax.scan(block, y0, jnp.arange(n_steps // every))
+    n_blocks = n_steps // every
+    if checkpoint == "nested":
+        m = _segment_blocks(n_blocks, every)
+
+        @jax.checkpoint
+        def segment(y, s):
+            return jax.lax.scan(lambda y, j: block(y, s * m + j), y, jnp.arange(m))
+
+        y1, recs = jax.lax.scan(segment, y0, jnp.arange(n_blocks // m))
+        recs = {k: r.reshape((n_blocks,) + r.shape[2:]) for k, r in recs.items()}
+    else:
+        y1, recs = jax.lax.scan(block, y0, jnp.arange(n_blocks))
     first = extract(y0)
     recs = {k: jnp.concatenate([first[k][None], recs[k]], axis=0) for k in recs}
     bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(y1)]))
     y1 = eqx.error_if(y1, bad, _NONFINITE)
     ts = t0 + dt * every * jnp.arange(n_steps // every + 1)
     return Solution(ts, recs, y1, {"num_steps": n_steps})
+
+
+def _segment_blocks(n_blocks: int, every: int) -> int:
+    """Blocks per checkpointed segment: the divisor m of n_blocks minimising the number of
+    stored states, n_blocks / m (segment boundaries) + m * every (steps of one segment)."""
+    small = [m for m in range(1, math.isqrt(n_blocks) + 1) if n_blocks % m == 0]
+    divisors = small + [n_blocks // m for m in small]
+    return min(divisors, key=lambda m: n_blocks / m + m * every)
 
 
 def _simulate_diffrax(term, solver, y0, t0, t1, dt, n_steps, every, probes, controller,
