@@ -286,7 +286,7 @@ class Cell(eqx.Module):
         return eqx.tree_at(lambda c: c.gap_junctions, self, gj,
                            is_leaf=lambda x: x is None)
 
-    def add_rule(self, rule, groups, where="all", *, w0=1.0) -> Cell:
+    def add_rule(self, rule, groups, where="all", *, w0=1.0, spike_threshold=-20.0) -> Cell:
         """Let a long-term plasticity rule set the weights of synapses in a region.
 
         Weights (dimensionless, ``g = w * gmax * ...``) and the rule's traces become state,
@@ -299,10 +299,12 @@ class Cell(eqx.Module):
             groups: name(s) of synapse groups at the same sites sharing one weight per synapse.
             where: region of the synapses the rule governs (see `Compartments.mask`).
             w0: initial weight(s), within the rule's [w_min, w_max].
+            spike_threshold: somatic potential (mV) whose upward crossing counts as a
+                somatic spike for the rule (node 0, the soma).
         """
         from .plasticity._binding import bind
 
-        binding, ks, idx = bind(self, rule, groups, where, w0)
+        binding, ks, idx = bind(self, rule, groups, where, w0, spike_threshold)
         synapses = list(self.synapses)
         for k in ks:
             grp = synapses[k]

@@ -301,3 +301,16 @@ def test_heterosynaptic_normalization_keeps_total():
     _, ws = _run_rule(rule, pre, post, 1.0)
     np.testing.assert_allclose(np.asarray(ws).sum(axis=1), 6.0, rtol=1e-12)
     assert float(jnp.std(ws[-1])) > 1e-3  # weights changed relative to each other
+
+
+def test_spike_threshold_is_set_per_rule():
+    """A subthreshold somatic bump counts as a spike only for a rule with a low threshold."""
+    cell = _hh_point_cell().add_synapses("s", AMPA(), [0], 0.0)
+    bump = jd.stimulus.step(0, 0.02, 20.0, 30.0)  # a few mV, no spike
+    inp = Input("s", [[15.0]])
+    w = {}
+    for theta in (-20.0, -64.0):
+        c = cell.add_rule(BasalHebbian(), "s", spike_threshold=theta)
+        w[theta] = float(jd.simulate(c, [bump, inp], t1=60.0, dt=DT,
+                                     record={"w": c.probe("s.w")})["w"][-1, 0])
+    assert w[-20.0] == 1.0 and w[-64.0] > 1.0

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-#: A somatic spike is an upward crossing of this potential at the soma (mV).
+#: Default somatic spike threshold: an upward crossing of this potential at the soma (mV);
+#: set per rule with ``Cell.add_rule(..., spike_threshold=...)``.
 SPIKE_THRESHOLD = -20.0
 
 Scalar = Float[ArrayLike, ""]
@@ -27,7 +28,8 @@ class Signals(eqx.Module):
 
     Attributes:
         pre: 1 where a presynaptic spike arrived this step, else 0.
-        post: 1 if the soma fired this step (upward crossing of `SPIKE_THRESHOLD`), else 0.
+        post: 1 if the soma fired this step (upward crossing of the rule's spike threshold,
+            default `SPIKE_THRESHOLD`), else 0.
         v: local membrane potential at each synapse's compartment after the step, mV.
         v_soma: somatic membrane potential after the step, mV.
         nmda: NMDA conductance times its Mg block at each synapse, nS (0 without NMDA).

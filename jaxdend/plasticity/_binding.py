@@ -27,6 +27,7 @@ class Plasticity(eqx.Module):
         pair_i, pair_j: neighbour pairs within `rule.neighbour_cutoff()` um (positions in
             `index`).
         pair_d: their path distance along the dendrite, um.
+        spike_threshold: a somatic spike is an upward crossing of this potential, mV.
     """
 
     rule: AbstractRule
@@ -35,6 +36,7 @@ class Plasticity(eqx.Module):
     pair_i: Int[Array, " pair"]
     pair_j: Int[Array, " pair"]
     pair_d: Float[Array, " pair"]
+    spike_threshold: float = eqx.field(static=True, default=SPIKE_THRESHOLD)
 
 
 def neighbour_pairs(comps, nodes: np.ndarray, cutoff: float):
@@ -79,11 +81,11 @@ def plasticity_step(cell, y_prev, y_delivered, y_new, dt):
     if not cell.rules:
         return y_new
     soma_prev, soma = y_prev["v"][0], y_new["v"][0]
-    post = ((soma_prev < SPIKE_THRESHOLD) & (soma >= SPIKE_THRESHOLD)).astype(soma.dtype)
-    post = jax.lax.stop_gradient(post)
     syn = [dict(s) for s in y_new["synapses"]]
     new_rule_states = []
     for b, st in zip(cell.rules, y_new["plasticity"]):
+        theta = b.spike_threshold
+        post = jax.lax.stop_gradient(((soma_prev < theta) & (soma >= theta)).astype(soma.dtype))
         idx = np.asarray(b.index, dtype=np.int64)
         k0 = cell.synapse_group(b.groups[0])
         pre = (y_delivered["synapses"][k0]["next"] - y_prev["synapses"][k0]["next"])[idx]
@@ -102,7 +104,7 @@ def plasticity_step(cell, y_prev, y_delivered, y_new, dt):
     return dict(y_new, synapses=tuple(syn), plasticity=tuple(new_rule_states))
 
 
-def bind(cell, rule: AbstractRule, groups, where, w0):
+def bind(cell, rule: AbstractRule, groups, where, w0, spike_threshold=SPIKE_THRESHOLD):
     """Check a rule assignment and build its `Plasticity` binding and initial weights."""
     if not isinstance(rule, AbstractRule):
         raise TypeError(f"rule must be a plasticity rule (e.g. BasalHebbian()), got {rule!r}.")
@@ -133,5 +135,5 @@ def bind(cell, rule: AbstractRule, groups, where, w0):
     rule.check_weights(w0)
     i, j, d = neighbour_pairs(cell.comps, nodes[idx], rule.neighbour_cutoff())
     binding = Plasticity(rule, groups, tuple(int(x) for x in idx), jnp.asarray(i),
-                         jnp.asarray(j), jnp.asarray(d, dtype=float))
+                         jnp.asarray(j), jnp.asarray(d, dtype=float), float(spike_threshold))
     return binding, ks, idx
