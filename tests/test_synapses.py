@@ -117,6 +117,10 @@ def test_placement_region_distance_and_clusters():
         d = jd.morphology.path_distance(comps, int(members[0]))[members]
         assert d.max() <= 40.0 + 1e-9  # every pair within two radii along the dendrite
     assert not np.any(comps.is_junction[np.concatenate([nodes, far, clustered])])
+    again, labels = place(cell, 40, "apical", key=jax.random.key(1), clusters=4,
+                          cluster_radius=20.0, return_clusters=True)
+    np.testing.assert_array_equal(again, clustered)
+    np.testing.assert_array_equal(labels, np.arange(40) % 4)
 
 
 def test_path_distance_is_a_tree_metric():

@@ -41,7 +41,8 @@ def place(
     key=None,
     clusters: int | None = None,
     cluster_radius: float = 10.0,
-) -> np.ndarray:
+    return_clusters: bool = False,
+):
     """Compartment indices for `n` synapses.
 
     Dispersed (default): with ``key=None`` the synapses are spread evenly over the dendritic
@@ -57,9 +58,12 @@ def place(
         key: JAX PRNG key for random placement.
         clusters: number of clusters, or None for dispersed synapses.
         cluster_radius: radius of a cluster along the dendrite, um.
+        return_clusters: also return the cluster label of every synapse (synapse k is in
+            cluster ``k % clusters``; -1 for dispersed placement).
 
     Returns:
-        (n,) int array of compartment indices (one per synapse; repeats allowed).
+        (n,) int array of compartment indices (one per synapse; repeats allowed), and with
+        `return_clusters` the (n,) int array of cluster labels.
     """
     comps = getattr(comps, "comps", comps)
     if n < 1:
@@ -70,8 +74,10 @@ def place(
         if key is None:
             edges = np.cumsum(w)
             q = (np.arange(n) + 0.5) / n
-            return idx[np.minimum(np.searchsorted(edges, q), idx.size - 1)]
-        return np.asarray(jax.random.choice(key, idx, (n,), p=w))
+            nodes = idx[np.minimum(np.searchsorted(edges, q), idx.size - 1)]
+        else:
+            nodes = np.asarray(jax.random.choice(key, idx, (n,), p=w))
+        return (nodes, np.full(n, -1)) if return_clusters else nodes
     if key is None:
         raise ValueError("Clustered placement is random: pass key=jax.random.key(...).")
     if cluster_radius <= 0:
@@ -89,4 +95,4 @@ def place(
         out[members] = np.asarray(
             jax.random.choice(keys[c], near, (members.size,), p=_weights(comps, near))
         )
-    return out
+    return (out, np.arange(n) % clusters) if return_clusters else out
