@@ -314,3 +314,85 @@ def test_spike_threshold_is_set_per_rule():
         w[theta] = float(jd.simulate(c, [bump, inp], t1=60.0, dt=DT,
                                      record={"w": c.probe("s.w")})["w"][-1, 0])
     assert w[-20.0] == 1.0 and w[-64.0] > 1.0
+
+
+def _drive(n=4, steps=4000, seed=0):
+    """Random pre/post spikes and a local voltage with bAP-like bumps (per step)."""
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    pre = (jax.random.uniform(k1, (steps, n)) < 0.01).astype(float)
+    post = (jax.random.uniform(k2, (steps,)) < 0.006).astype(float)
+    t = jnp.arange(steps) * DT
+    bumps = jnp.convolve(post, jnp.exp(-jnp.arange(200) * DT / 2.0))[:steps]
+    v = -65.0 + 30.0 * bumps[:, None] + 2.0 * jnp.sin(t / 7.0)[:, None] + jnp.zeros((1, n))
+    return pre, post, v
+
+
+def _final_weights(rule, pre, post, v, w0=1.0):
+    n = pre.shape[1]
+    pair_i, pair_j = jnp.array([0, 1, 2, 3]), jnp.array([1, 0, 3, 2])
+    d = jnp.array([3.0, 3.0, 8.0, 8.0])
+
+    def body(carry, inp):
+        st, w = carry
+        p, q, vv = inp
+        sig = Signals(pre=p, post=q, v=vv, v_soma=vv[0], nmda=0.5 + 0.0 * vv, pair_i=pair_i,
+                      pair_j=pair_j, pair_d=d)
+        return rule.update(st, w, sig, DT), None
+
+    (st, w), _ = jax.lax.scan(body, (rule.init_state(n, -65.0), jnp.full((n,), w0)),
+                              (pre, post, v))
+    return w
+
+
+RULES_FOR_GRADIENTS = {
+    "BasalHebbian": BasalHebbian(a_plus=0.02, a_minus=0.015, a3_plus=0.005, a3_minus=0.002),
+    "ApicalCooperative": ApicalCooperative(a_coop=0.002, nmda_gate=True, cutoff=20.0),
+    "Clopath": Clopath(a_ltd=1e-3, a_ltp=2e-4),
+    "GraupnerBrunel": GraupnerBrunel(tau=2e4, smooth=0.05, delay=2.01, c_pre=1.2),
+    # the drive has high rates (pre ~400 Hz, post ~240 Hz), hence the small eta
+    "BCM": BCM(eta=1e-12, tau_theta=200.0, theta0=1e4),
+    "Volterra": Volterra(coef=jnp.zeros((3, 3, 3)).at[0, 0, 1].set(-1e-3).at[1, 1, 0].set(2e-4),
+                         on_pre=jnp.zeros((3, 3)).at[1, 0].set(-0.004).at[0, 1].set(0.001),
+                         on_post=jnp.zeros((3, 3)).at[1, 0].set(0.002).at[2, 1].set(-1e-4)),
+}
+
+
+@pytest.mark.parametrize("name", list(RULES_FOR_GRADIENTS))
+def test_every_rule_parameter_gradient_matches_finite_differences(name):
+    """d(loss on final weights)/d(every float parameter of the rule), float64, rel 1e-4."""
+    import equinox as eqx
+
+    rule = RULES_FOR_GRADIENTS[name]
+    pre, post, v = _drive()
+    target = jnp.array([0.8, 1.1, 1.3, 0.9])
+
+    def loss(r):
+        w = _final_weights(r, pre, post, v)
+        return jnp.sum((w - target) ** 2)
+
+    params, static = eqx.partition(rule, eqx.is_inexact_array_like)
+    grads = jax.grad(lambda p: loss(eqx.combine(p, static)))(params)
+    w_final = _final_weights(rule, pre, post, v)
+    assert np.all(np.asarray(w_final) > float(rule.w_min) + 1e-6)  # no clipping:
+    assert np.all(np.asarray(w_final) < float(rule.w_max) - 1e-6)  # smooth in parameters
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    g_leaves = jax.tree_util.tree_leaves(grads)
+    # components ~1e-8 of the largest are checked against round-off of the difference quotient
+    floor = 1e-6 * max(float(jnp.max(jnp.abs(g))) for g in g_leaves)
+    checked = 0
+    for k, (x, g) in enumerate(zip(leaves, g_leaves)):
+        x = jnp.asarray(x, float)
+        for j in range(min(x.size, 3)):  # array-valued parameters: first entries
+            xj = abs(float(x.ravel()[j]))
+            h = 1e-6 * xj if xj > 0 else 1e-7
+
+            def shifted(s, k=k, j=j, x=x):
+                new = list(leaves)
+                new[k] = x.ravel().at[j].add(s).reshape(x.shape)
+                return loss(eqx.combine(jax.tree_util.tree_unflatten(treedef, new), static))
+
+            fd = float((shifted(h) - shifted(-h)) / (2 * h))
+            gj = float(jnp.ravel(g)[j])
+            assert abs(gj - fd) <= 1e-4 * abs(fd) + floor, (name, k, j, gj, fd)
+            checked += 1
+    assert checked >= 4

@@ -167,6 +167,11 @@ def _relu(x):
     return jnp.maximum(x, 0.0)
 
 
+def _powers(x):
+    """``[1, x, x^2]`` along a new last axis."""
+    return jnp.stack([jnp.ones_like(x), x, x * x], axis=-1)
+
+
 class Clopath(AbstractRule):
     """Voltage-based STDP of Clopath et al. (2010) on the local dendritic voltage.
 
@@ -266,7 +271,11 @@ class GraupnerBrunel(AbstractRule):
         """Calcium jumps (delayed pre, immediate post), decay, then the efficacy drift."""
         timer = jnp.where(sig.pre > 0, self.delay, state["timer"] - dt)
         arrive = (state["timer"] > 0) & (timer <= 0) & (sig.pre == 0)
-        c = decay(state["c"], dt, self.tau_ca) + self.c_pre * arrive + self.c_post * sig.post
+        # the delayed jump arrived -timer ms before the end of the step: decay it since
+        # then (exact, and differentiable in `delay`)
+        late = jnp.exp(jnp.minimum(timer, 0.0) / self.tau_ca)
+        c = (decay(state["c"], dt, self.tau_ca) + self.c_pre * arrive * late
+             + self.c_post * sig.post)
         span = self.w_max - self.w_min
         rho = (w - self.w_min) / span
         rho = jnp.clip(rho + dt * self.drift(rho, c), 0.0, 1.0)
@@ -349,14 +358,12 @@ class Volterra(AbstractRule):
         """Continuous drift plus the spike-triggered terms; traces jump after their spikes."""
         x = decay(state["x"], dt, self.tau_x)
         y = decay(state["y"], dt, self.tau_y)
-        p = jnp.arange(3.0)
-        xa = x[:, None] ** p  # (n, 3)
-        yb = y ** p  # (3,)
-        wc = w[:, None] ** p  # (n, 3)
+        xa = _powers(x)  # (n, 3): 1, x, x^2 (no 0 * inf in the gradient at x = 0)
+        yb = _powers(y)  # (3,)
+        wc = _powers(w)  # (n, 3)
         drift = jnp.einsum("abc,na,b,nc->n", self.coef, xa, yb, wc)
         at_pre = sig.pre * jnp.einsum("bc,b,nc->n", self.on_pre, yb, wc)
-        at_post = sig.post * jnp.einsum("ac,na,nc->n", self.on_post, (x + sig.pre)[:, None] ** p,
-                                        wc)
+        at_post = sig.post * jnp.einsum("ac,na,nc->n", self.on_post, _powers(x + sig.pre), wc)
         dw = dt * drift + at_pre + at_post
         new = {"x": x + sig.pre, "y": y + sig.post}
         return new, self.apply_bounds(w, _relu(dw), _relu(-dw))
