@@ -183,7 +183,9 @@ def simulate(
         adjoint: diffrax adjoint (diffeqsolve path only).
         event: diffrax Event (diffeqsolve path only).
         max_steps: diffeqsolve step limit (default: enough for fixed steps of dt).
-        y0: initial state (default: `cell.init_state()`).
+        y0: initial state (default: `cell.init_state()`), e.g. ``previous.final_state`` to
+            continue a run (pass t0 = the previous t1 and the spike trains of the new
+            interval only).
         checkpoint: memory policy of gradients on the scan path. True: recompute each step
             in the backward pass (stores one state per step); "nested": also recompute
             segments of about sqrt(n_steps) steps (stores one state per segment plus one
@@ -220,6 +222,11 @@ def simulate(
     y0 = cell.init_state() if y0 is None else y0
     if cell.synapses and "synapses" not in y0:
         y0 = dict(y0, synapses=cell.init_state()["synapses"])
+    elif cell.synapses:
+        # every call's spike trains lie within [t0, t1], so delivery starts at their first
+        # spike: continuing from a previous final_state needs no manual reset
+        y0 = dict(y0, synapses=tuple(dict(st, next=jnp.zeros_like(st["next"]))
+                                     for st in y0["synapses"]))
     term = CableTerm(cell, stim)
 
     n_float = (t1_f - t0_f) / dt_f
