@@ -52,16 +52,28 @@ def _best(fn, repeats):
 
 
 def cases(quick: bool):
-    """(name, morphology, discretize kwargs, jaxley ncomp, amp) of every benchmark case."""
+    """(name, morphology, discretize kwargs, jaxley ncomp, amp) of every benchmark case.
+
+    Jaxley ncomp: compartments per branch, or None for NEURON's nseg of every section
+    (`_jaxley_ncomp`)."""
     out = [("reduced_pyramidal", jd.reduced_pyramidal(), {"nseg": 3}, 3, 1.0)]
     if SWC.exists():
         real = jd.load_morphology(SWC)
         out.append(("C060114A5_nseg2", real, {"nseg": 2}, 2, AMP))
         if not quick:
-            out.append(("C060114A5_dlambda", real, {"d_lambda": 0.1}, 5, AMP))
+            out.append(("C060114A5_dlambda", real, {"d_lambda": 0.1}, None, AMP))
     else:
         print(f"warning: {SWC} not found; real-cell cases skipped", file=sys.stderr)
     return out
+
+
+def _jaxley_ncomp(comps):
+    """Jaxley compartments per branch equal to NEURON's nseg per section.
+
+    Jaxley reads the 3-point soma as two branches (centre -> -y, centre -> +y), each of
+    which gets the soma's nseg; the other branches come in the order of the sections."""
+    nseg = [int(n) for n in comps.nseg]
+    return [nseg[0], nseg[0], *nseg[1:]]
 
 
 def bench_jaxdend(cell, stim, repeats):
@@ -132,7 +144,8 @@ def main(argv=None) -> int:
                 src = SWC if name.startswith("C060114A5") else None
                 if src is None:
                     raise RuntimeError("Jaxley peer runs on SWC files only")
-                r = run_jaxley(str(src), ncomp, T1, DT, amp, DELAY, DUR, repeats=repeats)
+                jx_ncomp = _jaxley_ncomp(comps) if ncomp is None else ncomp
+                r = run_jaxley(str(src), jx_ncomp, T1, DT, amp, DELAY, DUR, repeats=repeats)
                 v_jx = np.asarray(r["v_soma"])[: len(v_ref)]
                 results[f"Jaxley {r.get('version', '')}".strip()] = (
                     {k: r[k] for k in ("compile_s", "forward_s", "grad_s")}, v_jx, r["n_comp"])
