@@ -158,7 +158,9 @@ def _read_cell(swc_path, ncomp):
     return cell
 
 
-def _build_cell(swc_path, ncomp, t1, dt, amp, delay, dur):
+def hh_cell(swc_path, ncomp):
+    """The SWC cell in Jaxley with HH everywhere, cm 1 uF/cm^2, Ra 100 Ohm cm, v -65 mV
+    (the soma area corrected as NEURON's; see `_fix_point_branches`)."""
     cell = _read_cell(swc_path, ncomp)
     cell.insert(HH())
     for k, v in HH_PARAMS.items():
@@ -166,6 +168,11 @@ def _build_cell(swc_path, ncomp, t1, dt, amp, delay, dur):
     cell.set("capacitance", 1.0)
     cell.set("axial_resistivity", 100.0)
     cell.set("v", -65.0)
+    return cell
+
+
+def _build_cell(swc_path, ncomp, t1, dt, amp, delay, dur):
+    cell = hh_cell(swc_path, ncomp)
     cell.init_states(delta_t=dt)
 
     n_steps = int(round(t1 / dt))

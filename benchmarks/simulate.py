@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -31,24 +30,15 @@ jax.config.update("jax_enable_x64", True)
 
 import jaxdend as jd  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import best, fmt, peak_rss_mb, write_rows  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "morphology"
 SWC = DATA / "C060114A5_derived.swc"
 DT, T1, AMP, DELAY, DUR = 0.025, 100.0, 2.0, 10.0, 80.0
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _best(fn, repeats):
-    times = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def cases(quick: bool):
@@ -91,11 +81,11 @@ def bench_jaxdend(cell, stim, repeats):
     t0 = time.perf_counter()
     jax.block_until_ready(forward(cell))
     first = time.perf_counter() - t0
-    fwd_s, v = _best(lambda: forward(cell), repeats)
+    fwd_s, v = best(lambda: forward(cell), repeats)
     t0 = time.perf_counter()
     jax.block_until_ready(value_and_grad(cell))
     grad_first = time.perf_counter() - t0
-    grad_s, _ = _best(lambda: value_and_grad(cell), repeats)
+    grad_s, _ = best(lambda: value_and_grad(cell), repeats)
     return {"compile_s": first - fwd_s, "forward_s": fwd_s, "grad_s": grad_s,
             "grad_compile_s": grad_first - grad_s}, np.asarray(v)
 
@@ -158,21 +148,15 @@ def main(argv=None) -> int:
                 "compile_s": timing["compile_s"], "forward_s": timing["forward_s"],
                 "grad_s": timing["grad_s"], "mean_abs_err_mV": err,
                 "comp_steps_per_s": n_comp * steps / timing["forward_s"],
-                "peak_rss_MB": _peak_rss_mb(),
+                "peak_rss_MB": peak_rss_mb(),
                 "spikes": int(len(jd.features.spike_times(np.arange(len(trace)) * DT, trace))),
             }
             rows.append(row)
             print("  " + json.dumps(row), flush=True)
     _table(rows)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
-    print(f"wrote {out}")
+    write_rows(rows, args.json)
     return 0
 
-
-def _fmt(x, spec):
-    return "-" if x is None else format(x, spec)
 
 
 def _table(rows):
@@ -181,10 +165,10 @@ def _table(rows):
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio = r["grad_s"] / r["forward_s"] if r["grad_s"] else None
-        print(f"| {r['case']} | {r['n_comp']} | {r['simulator']} | {_fmt(r['compile_s'], '.2f')} "
-              f"| {_fmt(r['forward_s'], '.3f')} | {_fmt(r['grad_s'], '.3f')} | "
-              f"{_fmt(ratio, '.1f')} | {r['comp_steps_per_s'] / 1e6:.1f} | "
-              f"{_fmt(r['mean_abs_err_mV'], '.2g')} | {r['spikes']} |")
+        print(f"| {r['case']} | {r['n_comp']} | {r['simulator']} | {fmt(r['compile_s'], '.2f')} "
+              f"| {fmt(r['forward_s'], '.3f')} | {fmt(r['grad_s'], '.3f')} | "
+              f"{fmt(ratio, '.1f')} | {r['comp_steps_per_s'] / 1e6:.1f} | "
+              f"{fmt(r['mean_abs_err_mV'], '.2g')} | {r['spikes']} |")
 
 
 if __name__ == "__main__":

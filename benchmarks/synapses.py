@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -57,6 +56,10 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import jaxdend as jd  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import best, fmt, peak_rss_mb, write_rows  # noqa: E402
+
 from jaxdend.synapses import AMPA, NMDA, Input, peak_factor, place, poisson  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -67,17 +70,6 @@ G_AMPA_TOTAL, G_NMDA_TOTAL = 200.0, 100.0  # nS, summed over all sites
 CASES = {False: (1000, 1000.0), True: (200, 100.0)}  # quick -> (sites, t1 in ms)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _best(fn, repeats):
-    times, out = [], None
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def _xla_temp_mb(compiled) -> float | None:
@@ -132,13 +124,13 @@ def bench_jaxdend(cell, stim, t1, repeats):
     t0 = time.perf_counter()
     jax.block_until_ready(forward(cell))
     first = time.perf_counter() - t0
-    fwd_s, v = _best(lambda: forward(cell), repeats)
-    rss_fwd = _peak_rss_mb()
+    fwd_s, v = best(lambda: forward(cell), repeats)
+    rss_fwd = peak_rss_mb()
     t0 = time.perf_counter()
     jax.block_until_ready(value_and_grad(cell))
     grad_first = time.perf_counter() - t0
-    grad_s, (_, grads) = _best(lambda: value_and_grad(cell), repeats)
-    rss_grad = _peak_rss_mb()
+    grad_s, (_, grads) = best(lambda: value_and_grad(cell), repeats)
+    rss_grad = peak_rss_mb()
     g_syn = [float(jnp.abs(g.gmax).sum()) for g in grads.synapses]
     print(f"  jaxdend: grad compile {grad_first - grad_s:.2f} s; peak RSS after forward "
           f"{rss_fwd:.0f} MB, after value-and-grad {rss_grad:.0f} MB; "
@@ -177,12 +169,11 @@ def _checkpoint_lengths(n: int) -> list[int]:
 def bench_jaxley(cell, sites, trains, t1, repeats):
     """The same experiment in Jaxley with clamped spike-trigger states; see module docstring."""
     import jaxley as jx
-    from jaxley.channels import HH
     from jaxley.connect import connect
     from jaxley.synapses.synapse import Synapse
 
     sys.path.insert(0, str(HERE))
-    from _jaxley_peer import HH_PARAMS, _soma_centre_comp
+    from _jaxley_peer import HH_PARAMS, _soma_centre_comp, hh_cell
 
     ampa, nmda = cell.synapses[0].receptor, cell.synapses[1].receptor
 
@@ -218,13 +209,7 @@ def bench_jaxley(cell, sites, trains, t1, repeats):
 
     n_syn, n_steps = len(sites), round(t1 / DT)
     t0 = time.perf_counter()
-    jc = jx.read_swc(str(SWC), ncomp=2)
-    jc.insert(HH())
-    for k, val in HH_PARAMS.items():
-        jc.set(k, val)
-    jc.set("capacitance", 1.0)
-    jc.set("axial_resistivity", 100.0)
-    jc.set("v", -65.0)
+    jc = hh_cell(str(SWC), 2)  # soma area as NEURON's (Jaxley reads 1.5x; see _jaxley_peer)
     b, c = _soma_centre_comp(jc, str(SWC))
     nodes = jc.nodes
     soma = int(nodes.index[nodes["global_branch_index"] == b][c])
@@ -270,8 +255,8 @@ def bench_jaxley(cell, sites, trains, t1, repeats):
     t0 = time.perf_counter()
     jax.block_until_ready(fwd(params))
     first_s = time.perf_counter() - t0
-    fwd_s, v = _best(lambda: fwd(params), repeats)
-    rss_fwd = _peak_rss_mb()
+    fwd_s, v = best(lambda: fwd(params), repeats)
+    rss_fwd = peak_rss_mb()
 
     def loss(p):
         return jnp.mean(jx.integrate(net, params=p, delta_t=DT,
@@ -281,8 +266,8 @@ def bench_jaxley(cell, sites, trains, t1, repeats):
     t0 = time.perf_counter()
     jax.block_until_ready(vg(params))
     grad_first = time.perf_counter() - t0
-    grad_s, _ = _best(lambda: vg(params), repeats)
-    rss_grad = _peak_rss_mb()
+    grad_s, _ = best(lambda: vg(params), repeats)
+    rss_grad = peak_rss_mb()
     print(f"  Jaxley: model build {build_s:.1f} s, grad compile {grad_first - grad_s:.2f} s, "
           f"checkpoint_lengths {lengths}; peak RSS after forward {rss_fwd:.0f} MB, after "
           f"value-and-grad {rss_grad:.0f} MB", flush=True)
@@ -321,13 +306,13 @@ def main(argv=None) -> int:
 
     results = {}
     nrn, v_ref = bench_neuron(cell, morph, stim, t1, repeats)
-    results["NEURON"] = (nrn, v_ref, n_seg, _peak_rss_mb())
+    results["NEURON"] = (nrn, v_ref, n_seg, peak_rss_mb())
     jdx, v = bench_jaxdend(cell, stim, t1, repeats)
-    results["jaxdend"] = (jdx, v, n_seg, _peak_rss_mb())
+    results["jaxdend"] = (jdx, v, n_seg, peak_rss_mb())
     if not args.no_jaxley:
         try:
             timing, v_jx, n_comp, version = bench_jaxley(cell, sites, trains, t1, repeats)
-            results[f"Jaxley {version}"] = (timing, v_jx, n_comp, _peak_rss_mb())
+            results[f"Jaxley {version}"] = (timing, v_jx, n_comp, peak_rss_mb())
         except Exception as err:  # noqa: BLE001 - report and continue
             print(f"  Jaxley skipped: {type(err).__name__}: {err}", flush=True)
 
@@ -345,15 +330,9 @@ def main(argv=None) -> int:
         rows.append(row)
         print("  " + json.dumps(row), flush=True)
     _table(rows)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
-    print(f"wrote {out}")
+    write_rows(rows, args.json)
     return 0
 
-
-def _fmt(x, spec):
-    return "-" if x is None else format(x, spec)
 
 
 def _table(rows):
@@ -363,10 +342,10 @@ def _table(rows):
     for r in rows:
         ratio = r["grad_s"] / r["forward_s"] if r["grad_s"] else None
         print(f"| {r['case']} | {r['n_comp']} | {r['n_syn']} | {r['simulator']} | "
-              f"{_fmt(r['compile_s'], '.2f')} | {_fmt(r['forward_s'], '.3f')} | "
-              f"{_fmt(r['grad_s'], '.3f')} | {_fmt(ratio, '.1f')} | "
+              f"{fmt(r['compile_s'], '.2f')} | {fmt(r['forward_s'], '.3f')} | "
+              f"{fmt(r['grad_s'], '.3f')} | {fmt(ratio, '.1f')} | "
               f"{r['comp_steps_per_s'] / 1e6:.1f} | {r['peak_rss_MB']:.0f} | "
-              f"{_fmt(r['mean_abs_err_mV'], '.2g')} | {r['spikes']} |")
+              f"{fmt(r['mean_abs_err_mV'], '.2g')} | {r['spikes']} |")
 
 
 if __name__ == "__main__":
