@@ -39,3 +39,30 @@ def write_rows(rows: list[dict], path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))
     print(f"wrote {out}")
+
+
+#: (header, row key or function of the row, format) of the columns of the simulator tables.
+COLUMNS = (
+    ("case", "case", "s"),
+    ("n_comp", "n_comp", "d"),
+    ("n_syn", "n_syn", "d"),
+    ("simulator", "simulator", "s"),
+    ("compile s", "compile_s", ".2f"),
+    ("forward s", "forward_s", ".3f"),
+    ("grad s", "grad_s", ".3f"),
+    ("grad/fwd", lambda r: r["grad_s"] / r["forward_s"] if r.get("grad_s") else None, ".1f"),
+    ("Mcomp-steps/s", lambda r: r["comp_steps_per_s"] / 1e6, ".1f"),
+    ("peak RSS MB", "peak_rss_MB", ".0f"),
+    ("err vs NEURON mV", "mean_abs_err_mV", ".2g"),
+    ("spikes", "spikes", "d"),
+)
+
+
+def print_table(rows: list[dict], skip: tuple[str, ...] = ()) -> None:
+    """Print simulator rows as a Markdown table (columns of `COLUMNS` whose row key exists)."""
+    cols = [c for c in COLUMNS if c[0] not in skip and (callable(c[1]) or c[1] in rows[0])]
+    print("\n| " + " | ".join(c[0] for c in cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = [fmt(key(r) if callable(key) else r.get(key), spec) for _, key, spec in cols]
+        print("| " + " | ".join(cells) + " |")

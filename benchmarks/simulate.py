@@ -31,14 +31,12 @@ jax.config.update("jax_enable_x64", True)
 import jaxdend as jd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best, fmt, peak_rss_mb, write_rows  # noqa: E402
+from _common import best, peak_rss_mb, print_table, write_rows  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "morphology"
 SWC = DATA / "C060114A5_derived.swc"
 DT, T1, AMP, DELAY, DUR = 0.025, 100.0, 2.0, 10.0, 80.0
-
-
 
 
 def cases(quick: bool):
@@ -153,22 +151,9 @@ def main(argv=None) -> int:
             }
             rows.append(row)
             print("  " + json.dumps(row), flush=True)
-    _table(rows)
+    print_table(rows, skip=("peak RSS MB",))
     write_rows(rows, args.json)
     return 0
-
-
-
-def _table(rows):
-    print("\n| case | n_comp | simulator | compile s | forward s | grad s | grad/fwd | "
-          "Mcomp-steps/s | err vs NEURON mV | spikes |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        ratio = r["grad_s"] / r["forward_s"] if r["grad_s"] else None
-        print(f"| {r['case']} | {r['n_comp']} | {r['simulator']} | {fmt(r['compile_s'], '.2f')} "
-              f"| {fmt(r['forward_s'], '.3f')} | {fmt(r['grad_s'], '.3f')} | "
-              f"{fmt(ratio, '.1f')} | {r['comp_steps_per_s'] / 1e6:.1f} | "
-              f"{fmt(r['mean_abs_err_mV'], '.2g')} | {r['spikes']} |")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ jax.config.update("jax_enable_x64", True)
 import jaxdend as jd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best, fmt, peak_rss_mb, write_rows  # noqa: E402
+from _common import best, peak_rss_mb, print_table, write_rows  # noqa: E402
 
 from jaxdend.synapses import AMPA, NMDA, Input, peak_factor, place, poisson  # noqa: E402
 
@@ -68,8 +68,6 @@ DT = 0.025  # ms
 RATE = 5.0  # Hz, per site
 G_AMPA_TOTAL, G_NMDA_TOTAL = 200.0, 100.0  # nS, summed over all sites
 CASES = {False: (1000, 1000.0), True: (200, 100.0)}  # quick -> (sites, t1 in ms)
-
-
 
 
 def _xla_temp_mb(compiled) -> float | None:
@@ -329,23 +327,9 @@ def main(argv=None) -> int:
         }
         rows.append(row)
         print("  " + json.dumps(row), flush=True)
-    _table(rows)
+    print_table(rows, skip=())
     write_rows(rows, args.json)
     return 0
-
-
-
-def _table(rows):
-    print("\n| case | n_comp | n_syn | simulator | compile s | forward s | grad s | grad/fwd | "
-          "Mcomp-steps/s | peak RSS MB | err vs NEURON mV | spikes |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        ratio = r["grad_s"] / r["forward_s"] if r["grad_s"] else None
-        print(f"| {r['case']} | {r['n_comp']} | {r['n_syn']} | {r['simulator']} | "
-              f"{fmt(r['compile_s'], '.2f')} | {fmt(r['forward_s'], '.3f')} | "
-              f"{fmt(r['grad_s'], '.3f')} | {fmt(ratio, '.1f')} | "
-              f"{r['comp_steps_per_s'] / 1e6:.1f} | {r['peak_rss_MB']:.0f} | "
-              f"{fmt(r['mean_abs_err_mV'], '.2g')} | {r['spikes']} |")
 
 
 if __name__ == "__main__":
