@@ -28,6 +28,31 @@ def best(fn, repeats: int):
     return min(times), out
 
 
+def first_and_best(fn, repeats: int):
+    """(first call s, i.e. compile + run; fastest of `repeats` further calls s; last result)."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - t0
+    best_s, out = best(fn, repeats)
+    return first, best_s, out
+
+
+def xla_temp_mb(compiled) -> float | None:
+    """Temporary (working) memory XLA allocates for a compiled function, MB, if known."""
+    try:
+        stats = getattr(compiled, "compiled", compiled).memory_analysis()
+        return stats.temp_size_in_bytes / 2**20
+    except Exception:  # noqa: BLE001 - optional diagnostic
+        return None
+
+
+def print_xla_temp(label: str, compiled) -> None:
+    """Print XLA's working memory of a compiled value-and-grad, when it reports one."""
+    temp = xla_temp_mb(compiled)
+    if temp is not None:
+        print(f"  {label}: XLA working memory of value-and-grad {temp:.0f} MB", flush=True)
+
+
 def fmt(x, spec: str) -> str:
     """`x` formatted with `spec`, or "-" for None."""
     return "-" if x is None else format(x, spec)

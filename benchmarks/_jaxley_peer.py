@@ -81,7 +81,6 @@ recorded trace then has exactly ``n_steps + 1`` samples at t = 0, dt, ..., t1.
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import jax
@@ -91,6 +90,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import jaxley as jx  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import first_and_best  # noqa: E402  (benchmarks/ is on sys.path)
 from jaxley.channels import HH  # noqa: E402
 
 HH_PARAMS = {
@@ -187,15 +187,6 @@ def _build_cell(swc_path, ncomp, t1, dt, amp, delay, dur):
     return cell, n_steps
 
 
-def _best_time(fn, arg, repeats):
-    best = np.inf
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(arg))
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def run_jaxley(swc_path: str, ncomp, t1: float, dt: float, amp: float,
                delay: float, dur: float, repeats: int = 3) -> dict:
     """Run the HH step-current experiment in Jaxley; see module docstring.
@@ -219,18 +210,14 @@ def run_jaxley(swc_path: str, ncomp, t1: float, dt: float, amp: float,
 
     fwd = jax.jit(simulate)
 
-    t0 = time.perf_counter()
-    v = jax.block_until_ready(fwd(params))
-    first_s = time.perf_counter() - t0
-    forward_s = _best_time(fwd, params, repeats)
+    first_s, forward_s, v = first_and_best(lambda: fwd(params), repeats)
     compile_s = max(first_s - forward_s, 0.0)
 
     def loss(p):
         return jnp.mean(simulate(p)[0] ** 2)
 
     vg = jax.jit(jax.value_and_grad(loss))
-    jax.block_until_ready(vg(params))  # compile
-    grad_s = _best_time(vg, params, repeats)
+    _, grad_s, _ = first_and_best(lambda: vg(params), repeats)
 
     v_soma = np.asarray(v[0], dtype=float)
     assert v_soma.shape[0] == n_steps + 1, (v_soma.shape, n_steps)

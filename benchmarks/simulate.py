@@ -31,7 +31,7 @@ jax.config.update("jax_enable_x64", True)
 import jaxdend as jd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best, peak_rss_mb, print_table, write_rows  # noqa: E402
+from _common import first_and_best, peak_rss_mb, print_table, write_rows  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "morphology"
@@ -76,14 +76,8 @@ def bench_jaxdend(cell, stim, repeats):
     def value_and_grad(c):
         return eqx.filter_value_and_grad(lambda c: jnp.mean(forward.__wrapped__(c) ** 2))(c)
 
-    t0 = time.perf_counter()
-    jax.block_until_ready(forward(cell))
-    first = time.perf_counter() - t0
-    fwd_s, v = best(lambda: forward(cell), repeats)
-    t0 = time.perf_counter()
-    jax.block_until_ready(value_and_grad(cell))
-    grad_first = time.perf_counter() - t0
-    grad_s, _ = best(lambda: value_and_grad(cell), repeats)
+    first, fwd_s, v = first_and_best(lambda: forward(cell), repeats)
+    grad_first, grad_s, _ = first_and_best(lambda: value_and_grad(cell), repeats)
     return {"compile_s": first - fwd_s, "forward_s": fwd_s, "grad_s": grad_s,
             "grad_compile_s": grad_first - grad_s}, np.asarray(v)
 
@@ -126,7 +120,6 @@ def main(argv=None) -> int:
         results["jaxdend"] = (jdx, v, n_seg)
         if not args.no_jaxley:
             try:
-                sys.path.insert(0, str(HERE))
                 from _jaxley_peer import run_jaxley
 
                 src = SWC if name.startswith("C060114A5") else None

@@ -58,7 +58,7 @@ jax.config.update("jax_enable_x64", True)
 import jaxdend as jd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best, peak_rss_mb, print_table, write_rows  # noqa: E402
+from _common import first_and_best, peak_rss_mb, print_table, print_xla_temp, write_rows  # noqa: E402
 
 from jaxdend.synapses import AMPA, NMDA, Input, peak_factor, place, poisson  # noqa: E402
 
@@ -68,15 +68,6 @@ DT = 0.025  # ms
 RATE = 5.0  # Hz, per site
 G_AMPA_TOTAL, G_NMDA_TOTAL = 200.0, 100.0  # nS, summed over all sites
 CASES = {False: (1000, 1000.0), True: (200, 100.0)}  # quick -> (sites, t1 in ms)
-
-
-def _xla_temp_mb(compiled) -> float | None:
-    """Temporary (working) memory XLA allocates for a compiled function, MB, if known."""
-    try:
-        stats = getattr(compiled, "compiled", compiled).memory_analysis()
-        return stats.temp_size_in_bytes / 2**20
-    except Exception:  # noqa: BLE001 - optional diagnostic
-        return None
 
 
 def build(n_syn: int, t1: float):
@@ -119,23 +110,15 @@ def bench_jaxdend(cell, stim, t1, repeats):
     def value_and_grad(c):
         return eqx.filter_value_and_grad(lambda c: jnp.mean(forward.__wrapped__(c) ** 2))(c)
 
-    t0 = time.perf_counter()
-    jax.block_until_ready(forward(cell))
-    first = time.perf_counter() - t0
-    fwd_s, v = best(lambda: forward(cell), repeats)
+    first, fwd_s, v = first_and_best(lambda: forward(cell), repeats)
     rss_fwd = peak_rss_mb()
-    t0 = time.perf_counter()
-    jax.block_until_ready(value_and_grad(cell))
-    grad_first = time.perf_counter() - t0
-    grad_s, (_, grads) = best(lambda: value_and_grad(cell), repeats)
+    grad_first, grad_s, (_, grads) = first_and_best(lambda: value_and_grad(cell), repeats)
     rss_grad = peak_rss_mb()
     g_syn = [float(jnp.abs(g.gmax).sum()) for g in grads.synapses]
     print(f"  jaxdend: grad compile {grad_first - grad_s:.2f} s; peak RSS after forward "
           f"{rss_fwd:.0f} MB, after value-and-grad {rss_grad:.0f} MB; "
           f"sum |dL/dgmax| per group {g_syn}", flush=True)
-    temp = _xla_temp_mb(value_and_grad.lower(cell).compile())
-    if temp is not None:
-        print(f"  jaxdend: XLA working memory of value-and-grad {temp:.0f} MB", flush=True)
+    print_xla_temp("jaxdend", value_and_grad.lower(cell).compile())
     return {"compile_s": first - fwd_s, "forward_s": fwd_s, "grad_s": grad_s}, np.asarray(v)
 
 
@@ -167,11 +150,9 @@ def _checkpoint_lengths(n: int) -> list[int]:
 def bench_jaxley(cell, sites, trains, t1, repeats):
     """The same experiment in Jaxley with clamped spike-trigger states; see module docstring."""
     import jaxley as jx
+    from _jaxley_peer import HH_PARAMS, _soma_centre_comp, hh_cell
     from jaxley.connect import connect
     from jaxley.synapses.synapse import Synapse
-
-    sys.path.insert(0, str(HERE))
-    from _jaxley_peer import HH_PARAMS, _soma_centre_comp, hh_cell
 
     ampa, nmda = cell.synapses[0].receptor, cell.synapses[1].receptor
 
@@ -250,10 +231,7 @@ def bench_jaxley(cell, sites, trains, t1, repeats):
     build_s = time.perf_counter() - t0
 
     fwd = jax.jit(lambda p: jx.integrate(net, params=p, delta_t=DT))
-    t0 = time.perf_counter()
-    jax.block_until_ready(fwd(params))
-    first_s = time.perf_counter() - t0
-    fwd_s, v = best(lambda: fwd(params), repeats)
+    first_s, fwd_s, v = first_and_best(lambda: fwd(params), repeats)
     rss_fwd = peak_rss_mb()
 
     def loss(p):
@@ -261,17 +239,12 @@ def bench_jaxley(cell, sites, trains, t1, repeats):
                                      checkpoint_lengths=lengths)[0] ** 2)
 
     vg = jax.jit(jax.value_and_grad(loss))
-    t0 = time.perf_counter()
-    jax.block_until_ready(vg(params))
-    grad_first = time.perf_counter() - t0
-    grad_s, _ = best(lambda: vg(params), repeats)
+    grad_first, grad_s, _ = first_and_best(lambda: vg(params), repeats)
     rss_grad = peak_rss_mb()
     print(f"  Jaxley: model build {build_s:.1f} s, grad compile {grad_first - grad_s:.2f} s, "
           f"checkpoint_lengths {lengths}; peak RSS after forward {rss_fwd:.0f} MB, after "
           f"value-and-grad {rss_grad:.0f} MB", flush=True)
-    temp = _xla_temp_mb(vg.lower(params).compile())
-    if temp is not None:
-        print(f"  Jaxley: XLA working memory of value-and-grad {temp:.0f} MB", flush=True)
+    print_xla_temp("Jaxley", vg.lower(params).compile())
     timing = {"compile_s": max(first_s - fwd_s, 0.0), "forward_s": fwd_s, "grad_s": grad_s}
     return timing, np.asarray(v[0], dtype=float), n_comp, jx.__version__
 

@@ -388,9 +388,9 @@ class Cell(eqx.Module):
         kind, _, var = state.partition(".")
         if kind in [g.name for g in self.synapses]:
             grp = self.synapses[self.synapse_group(kind)]
-            if var not in ("g",) + grp.state_names[:2] + grp.state_names[3:]:
-                raise ValueError(f"Cannot record {state!r}; synapse states: g (nS), A, B"
-                                 + (", u, x" if grp.stp is not None else "") + ".")
+            if var not in grp.recordable:
+                raise ValueError(f"Cannot record {state!r}; recordable states of group "
+                                 f"{kind!r}: {', '.join(grp.recordable)} (g in nS).")
             idx = np.arange(grp.n) if index is None else np.atleast_1d(np.asarray(index))
             if idx.size == 0 or idx.min() < 0 or idx.max() >= grp.n:
                 raise ValueError(f"Synapse index out of range 0..{grp.n - 1} for {kind!r}.")

@@ -67,6 +67,11 @@ class Synapses(eqx.Module):
         return len(self.node)
 
     @property
+    def recordable(self) -> tuple[str, ...]:
+        """States a probe can record: "g" (conductance, nS) and every state but "next"."""
+        return ("g",) + tuple(s for s in self.state_names if s != "next")
+
+    @property
     def state_names(self) -> tuple[str, ...]:
         """Names of the per-synapse state variables."""
         return (("A", "B", "next") + (("u", "x") if self.stp is not None else ())
@@ -166,10 +171,10 @@ class GapJunctions(eqx.Module):
     def current(self, v) -> tuple[Array, Array]:
         """Outward current (nA) and its slope (uS) at every node of `v` (mV, all nodes)."""
         a, b = np.asarray(self.a, dtype=np.int64), np.asarray(self.b, dtype=np.int64)
-        g_us = 1e-3 * self.g
+        ends = np.concatenate([a, b])  # each junction acts on both of its ends
+        g_us = jnp.concatenate([self.g, self.g]) * 1e-3
         n = v.shape[0]
-        i = jax.ops.segment_sum(g_us * (v[a] - v[b]), a, num_segments=n)
-        i = i + jax.ops.segment_sum(g_us * (v[b] - v[a]), b, num_segments=n)
-        slope = jax.ops.segment_sum(g_us, a, num_segments=n)
-        slope = slope + jax.ops.segment_sum(g_us, b, num_segments=n)
+        i = jax.ops.segment_sum(g_us * (v[ends] - v[np.concatenate([b, a])]), ends,
+                                num_segments=n)
+        slope = jax.ops.segment_sum(g_us, ends, num_segments=n)
         return i, slope

@@ -50,12 +50,14 @@ class TsodyksMarkram(eqx.Module):
         r = u1 * x
         return u1, x - r, r
 
+    def facilitation_decay(self, dt):
+        """Factor by which u decays over `dt` ms: exp(-dt/tau_fac), 0 when tau_fac = 0."""
+        fac = jnp.asarray(self.tau_fac)
+        return jnp.where(fac > 0, jnp.exp(-dt / jnp.where(fac > 0, fac, 1.0)), 0.0)
+
     def relax(self, u, x, dt):
         """Exact relaxation over `dt` ms without spikes: u -> 0 (tau_fac), x -> 1 (tau_rec)."""
-        fac = jnp.asarray(self.tau_fac)
-        safe = jnp.where(fac > 0, fac, 1.0)
-        decay_u = jnp.where(fac > 0, jnp.exp(-dt / safe), 0.0)
-        return u * decay_u, 1.0 - (1.0 - x) * jnp.exp(-dt / self.tau_rec)
+        return u * self.facilitation_decay(dt), 1.0 - (1.0 - x) * jnp.exp(-dt / self.tau_rec)
 
     def derivatives(self, u, x):
         """Time derivatives (1/ms) between spikes (tau_fac = 0 is treated as very fast)."""
@@ -95,8 +97,7 @@ def tm_steady_state(stp: TsodyksMarkram, interval: float) -> tuple[Array, Array,
         ``(u_ss, x_ss, ratio)``: u just after the facilitation jump, x just before release,
         and the steady-state release relative to the first spike's (``u_ss x_ss / U``).
     """
-    fac = jnp.asarray(stp.tau_fac)
-    e_f = jnp.where(fac > 0, jnp.exp(-interval / jnp.where(fac > 0, fac, 1.0)), 0.0)
+    e_f = stp.facilitation_decay(interval)
     e_r = jnp.exp(-interval / jnp.asarray(stp.tau_rec))
     u_ss = stp.U / (1.0 - (1.0 - stp.U) * e_f)
     x_ss = (1.0 - e_r) / (1.0 - (1.0 - u_ss) * e_r)
