@@ -7,6 +7,8 @@ capacitance uF/cm^2 (per node nF), axial resistivity Ohm cm, conductance densiti
 
 from . import channels as channels
 from . import features as features
+from . import fit as fit
+from . import io as io
 from . import morphology as morphology
 from . import plasticity as plasticity
 from . import solve as solve
@@ -18,6 +20,7 @@ from ._cell import by_distance as by_distance
 from .morphology import Compartments as Compartments
 from .morphology import Morphology as Morphology
 from .morphology import ball_and_stick as ball_and_stick
+from .morphology import binary_tree as binary_tree
 from .morphology import discretize as discretize
 from .morphology import load_morphology as load_morphology
 from .morphology import reduced_pyramidal as reduced_pyramidal
@@ -25,6 +28,7 @@ from .morphology import y_cell as y_cell
 from .solve import BackwardEuler as BackwardEuler
 from .solve import CableTerm as CableTerm
 from .solve import CrankNicolson as CrankNicolson
+from .solve import RateTable as RateTable
 from .solve import Solution as Solution
 from .solve import simulate as simulate
 

@@ -321,6 +321,17 @@ class Cell(eqx.Module):
             raise ValueError(f"No synapse group {name!r}; groups: {names}.")
         return names.index(name)
 
+    def selector(self, name: str):
+        """A function ``cell -> array`` picking parameter `name` (named as in `set`: "cm",
+        "ra", "Channel.param", "group.param"), for ``eqx.tree_at`` and `jaxdend.fit`.
+
+        Raises:
+            ValueError: no such channel, synapse group or parameter (the message lists them).
+        """
+        if name in ("celsius", "v_init"):
+            return lambda c: getattr(c, name)
+        return self._getter(name)
+
     def _getter(self, name: str):
         if name in ("cm", "ra"):
             return lambda c: getattr(c, name)
