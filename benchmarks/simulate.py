@@ -1,14 +1,18 @@
 """Benchmark: jaxdend vs NEURON vs Jaxley on the same HH model, in one run.
 
-Cases: a small reduced pyramidal cell (~60 compartments), the real L5 cell C060114A5 at
-2 segments per section (~1,000 nodes) and at NEURON's d_lambda = 0.1 rule (~2,000 nodes).
-HH everywhere, 100 ms at dt = 0.025 ms, step current at the soma. Reported per simulator:
-compile time, forward time, value-and-gradient time (mean squared soma voltage w.r.t. all
-parameters), compartment-steps per second, peak resident memory of the process so far, and
-the mean absolute soma-voltage error against NEURON.
+Cases: a small reduced pyramidal cell (~60 compartments), a binary HH tree of 127 sections x 8
+segments (1,016 dendritic compartments: the size of the issue's speed target), the real L5
+cell C060114A5 at 2 segments per section (~1,000 nodes) and at NEURON's d_lambda = 0.1 rule
+(~2,000 nodes). HH everywhere, 100 ms at dt = 0.025 ms, step current at the soma. Reported
+per simulator: compile time, forward time, value-and-gradient time (mean squared soma voltage
+w.r.t. all parameters), compartment-steps per second, peak resident memory of the process so
+far, and the mean absolute soma-voltage error against NEURON with exact rates.
+
+Simulators: NEURON (exact rates, ``usetable_hh = 0``), NEURON with its default 1 mV rate
+tables, jaxdend (exact rates), jaxdend with ``RateTable(dv=0.1)`` (opt-in tables), Jaxley.
 
 Usage:
-    python benchmarks/simulate.py [--quick] [--json PATH] [--no-jaxley]
+    python benchmarks/simulate.py [--quick] [--json PATH] [--no-jaxley] [--cases NAME ...]
 
 Writes the rows as JSON (default benchmarks/results/simulate.json) and prints a table.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +50,9 @@ def cases(quick: bool):
     Jaxley ncomp: compartments per branch, or None for NEURON's nseg of every section
     (`_jaxley_ncomp`)."""
     out = [("reduced_pyramidal", jd.reduced_pyramidal(), {"nseg": 3}, 3, 1.0)]
+    if not quick:
+        out.append(("binary_tree_127x8", jd.binary_tree(depth=7),
+                    {"nseg": lambda i, sec: 1 if i == 0 else 8}, None, 0.5))
     if SWC.exists():
         real = jd.load_morphology(SWC)
         out.append(("C060114A5_nseg2", real, {"nseg": 2}, 2, AMP))
@@ -64,13 +72,13 @@ def _jaxley_ncomp(comps):
     return [nseg[0], nseg[0], *nseg[1:]]
 
 
-def bench_jaxdend(cell, stim, repeats):
+def bench_jaxdend(cell, stim, repeats, solver=None):
     """Compile, forward and value-and-grad timings of jaxdend; soma trace (mV)."""
     record = cell.probe("v", index=0)
 
     @eqx.filter_jit
     def forward(c):
-        return jd.simulate(c, stim, t1=T1, dt=DT, record=record)["v"][:, 0]
+        return jd.simulate(c, stim, t1=T1, dt=DT, record=record, solver=solver)["v"][:, 0]
 
     @eqx.filter_jit
     def value_and_grad(c):
@@ -82,12 +90,12 @@ def bench_jaxdend(cell, stim, repeats):
             "grad_compile_s": grad_first - grad_s}, np.asarray(v)
 
 
-def bench_neuron(cell, morph, stim, repeats):
+def bench_neuron(cell, morph, stim, repeats, usetable=False):
     """NEURON fixed-step backward Euler (the same scheme) on the same model."""
     from jaxdend.neuron_bridge import NeuronModel
 
     t0 = time.perf_counter()
-    model = NeuronModel(cell, morph)
+    model = NeuronModel(cell, morph, usetable=usetable)
     build_s = time.perf_counter() - t0
     times, v = [], None
     for _ in range(repeats):
@@ -103,10 +111,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=str(HERE / "results" / "simulate.json"),
                         help="where to write the rows")
     parser.add_argument("--no-jaxley", action="store_true", help="skip the Jaxley peer")
+    parser.add_argument("--cases", nargs="*", help="run only these cases (names as printed)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats (best of)")
     args = parser.parse_args(argv)
-    repeats = 1 if args.quick else 3
+    repeats = args.repeats or (1 if args.quick else 3)
     rows = []
     for name, morph, disc, ncomp, amp in cases(args.quick):
+        if args.cases and name not in args.cases:
+            continue
         comps = jd.discretize(morph, **disc)
         cell = jd.Cell(comps, ra=100.0, cm=1.0).insert(jd.channels.HH())
         stim = jd.stimulus.step(0, amp, DELAY, DUR)
@@ -116,14 +128,22 @@ def main(argv=None) -> int:
         results = {}
         nrn, v_ref = bench_neuron(cell, morph, stim, repeats)
         results["NEURON"] = (nrn, v_ref, n_seg)
+        nrn_t, v_nt = bench_neuron(cell, morph, stim, repeats, usetable=True)
+        results["NEURON (1 mV tables)"] = (nrn_t, v_nt, n_seg)
         jdx, v = bench_jaxdend(cell, stim, repeats)
         results["jaxdend"] = (jdx, v, n_seg)
+        table = jd.BackwardEuler(rate_table=jd.RateTable(dv=0.1))
+        jdx_t, v_t = bench_jaxdend(cell, stim, repeats, solver=table)
+        results["jaxdend (0.1 mV tables)"] = (jdx_t, v_t, n_seg)
         if not args.no_jaxley:
             try:
                 from _jaxley_peer import run_jaxley
 
-                src = SWC if name.startswith("C060114A5") else None
-                if src is None:
+                if name.startswith("C060114A5"):
+                    src = SWC
+                elif name.startswith("binary_tree"):
+                    src = jd.morphology.save_swc(morph, Path(tempfile.mkdtemp()) / f"{name}.swc")
+                else:
                     raise RuntimeError("Jaxley peer runs on SWC files only")
                 jx_ncomp = _jaxley_ncomp(comps) if ncomp is None else ncomp
                 r = run_jaxley(str(src), jx_ncomp, T1, DT, amp, DELAY, DUR, repeats=repeats)

@@ -97,12 +97,15 @@ class NeuronModel:
         cell: the jaxdend cell it was built from.
     """
 
-    def __init__(self, cell, morph=None):
+    def __init__(self, cell, morph=None, *, usetable: bool = False):
         """Build the NEURON model of `cell` (float parameters are read out of the cell).
 
         Args:
             cell: a `jaxdend.Cell` whose compartments came from `discretize(morph)`.
             morph: the `Morphology` (default: ``cell.comps.morphology``).
+            usetable: NEURON's ``usetable_hh``: False (exact rate functions, what jaxdend
+                computes by default), True (NEURON's default: rates from 1 mV tables on
+                -100..100 mV, the counterpart of ``jaxdend.RateTable(dv=1.0)``).
 
         Raises:
             ValueError: a parameter varies within a NEURON section where NEURON cannot
@@ -130,8 +133,9 @@ class NeuronModel:
                 )
             sec.Ra = float(ra[nodes[0]])
         h.celsius = float(cell.celsius)
+        self.usetable = bool(usetable)  # NEURON's flag is global: `run` sets it again
         if hasattr(h, "usetable_hh"):
-            h.usetable_hh = 0  # exact rate functions (jaxdend evaluates them exactly)
+            h.usetable_hh = int(self.usetable)  # 0: exact rates (jaxdend's default)
         segs = {}
         for node, where in enumerate(self.node_to_segment):
             if where is not None:
@@ -265,6 +269,8 @@ class NeuronModel:
         t_vec = h.Vector()
         t_vec.record(h._ref_t)
         h.cvode_active(0)
+        if hasattr(h, "usetable_hh"):
+            h.usetable_hh = int(self.usetable)
         h.secondorder = 0
         h.dt = dt
         h.steps_per_ms = 1.0 / dt

@@ -27,11 +27,14 @@ class AbstractChannel(eqx.Module):
         state_names: names of the state variables, e.g. ("m", "h").
         conductance_names: names of the conductance-density parameters (S/cm^2), zeroed where
             the channel is not inserted.
-        ion: name of the ion carried ("na", "k", ...), or None for mixed/leak.
+        rate_params: names of the parameters the gate rates depend on besides voltage and
+            temperature; ``()`` for none (then `jaxdend.solve.RateTable` can tabulate the
+            gates), None when not declared (never tabulated).
     """
 
     state_names: ClassVar[tuple[str, ...]] = ()
     conductance_names: ClassVar[tuple[str, ...]] = ()
+    rate_params: ClassVar[tuple[str, ...] | None] = None
 
     def init_state(self, v: Float[ArrayLike, " comp"], celsius: float) -> State:
         """Steady state of every state variable at voltage `v` (mV) and temperature (degC)."""

@@ -115,52 +115,92 @@ def _hh_q10(celsius) -> Array:
     return 3.0 ** ((jnp.asarray(celsius) - 6.3) / 10.0)
 
 
+_E_M15 = float(np.exp(-1.5))
+
+
+# Below this |z| the HH fast path takes z/(e^z - 1) and its slope from their Taylor series
+# (Bernoulli numbers; truncation error < 1e-19 here), so the subtraction e^z - 1 never cancels
+# more than two digits and no expm1 is needed.
+_SERIES_CUT = 1e-2
+
+
+def _ratio_from_exp(z, e):
+    """``z / (e - 1)`` for ``e = exp(min(z, 700))`` (hh.mod's vtrap in units of its slope):
+    the series ``1 - z/2 + z^2/12 - z^4/720 + z^6/30240`` for ``|z| < 1e-2``, 0 above
+    z = 700; both branches of every where stay finite."""
+    small = jnp.abs(z) < _SERIES_CUT
+    z2 = z * z
+    series = 1.0 - 0.5 * z + z2 * (1.0 / 12.0 + z2 * (-1.0 / 720.0 + z2 * (1.0 / 30240.0)))
+    den = jnp.where(small, 1.0, e - 1.0)
+    return jnp.where(small, series,
+                     jnp.where(z > _TRAP_MAX, 0.0, jnp.where(small, 1.0, z) / den))
+
+
+def _slope_from_exp(z, ratio, e):
+    """d/dz of z/(e^z - 1) from the ratio and ``e = exp(min(z, 700))`` (series below 1e-2)."""
+    small = jnp.abs(z) < _SERIES_CUT
+    z2 = z * z
+    series = -0.5 + z * (1.0 / 6.0 + z2 * (-1.0 / 180.0 + z2 * (1.0 / 5040.0)))
+    den = jnp.where(small, 1.0, e - 1.0)
+    return jnp.where(small, series, jnp.where(z > _TRAP_MAX, 0.0, (1.0 - ratio * e) / den))
+
+
+def _hh_exponentials(v):
+    """The three exponentials all hh.mod rates are made of, at `v` (mV).
+
+    ``e_m = exp(z_m)`` with ``z_m = -(v+40)/10`` (am, bh; and ``e_n = e_m exp(-1.5)`` for an,
+    since ``z_n = -(v+55)/10 = z_m - 1.5``), ``w = exp(-(v+65)/80)`` (ah = 0.07 w^4,
+    bn = 0.125 w) and ``e_b = exp(-(v+65)/18)`` (bm = 4 e_b). Exponents are clipped so that
+    nothing overflows. As hh.mod, ``exp(z) - 1`` (not expm1) enters vtrap.
+    """
+    u = v + 65.0
+    z_m = (v + 40.0) * -0.1  # divisions by constant slopes are multiplications (round-off)
+    x_w = u * -0.0125
+    x_b = u * (-1.0 / 18.0)
+    e_m = jnp.exp(jnp.minimum(z_m, _TRAP_MAX))
+    w = jnp.exp(jnp.minimum(x_w, 170.0))  # w^4 stays finite
+    e_b = jnp.exp(jnp.minimum(x_b, _TRAP_MAX))
+    return z_m, e_m, x_w, w, x_b, e_b
+
+
 def _hh_rates(v) -> dict[str, tuple[Array, Array]]:
-    """hh.mod's opening and closing rates (1/ms) of m, h, n at `v` (mV), 4 exponentials per node.
+    """hh.mod's opening and closing rates (1/ms) of m, h, n at `v` (mV), 3 exponentials per node.
 
     ``am = 0.1 vtrap(-(v+40), 10) = z_m/(e^z_m - 1)`` with ``z_m = -(v+40)/10``;
     ``bh = 1/(exp(-(v+35)/10) + 1) = 1/(e^z_m e^0.5 + 1)`` reuses ``e^z_m``;
-    ``an = 0.01 vtrap(-(v+55), 10) = 0.1 z_n/(e^z_n - 1)`` with ``z_n = -(v+55)/10``;
-    ``ah = 0.07 exp(-(v+65)/20) = 0.07 w^4`` and ``bn = 0.125 w`` with ``w = exp(-(v+65)/80)``;
-    ``bm = 4 exp(-(v+65)/18)``. Exponents are clipped so that nothing overflows.
+    ``an = 0.01 vtrap(-(v+55), 10) = 0.1 z_n/(e^z_n - 1)`` with ``z_n = z_m - 1.5``, so
+    ``e^z_n = e^z_m e^-1.5``; ``ah = 0.07 exp(-(v+65)/20) = 0.07 w^4`` and ``bn = 0.125 w``
+    with ``w = exp(-(v+65)/80)``; ``bm = 4 exp(-(v+65)/18)``.
     """
-    # divisions by the constant slopes are multiplications by their reciprocals (round-off)
-    u = v + 65.0
-    ratio_m, em_m = _trap_ratio((v + 40.0) * -0.1)
-    ratio_n, _ = _trap_ratio((v + 55.0) * -0.1)
-    w = jnp.exp(jnp.minimum(u * -0.0125, 170.0))  # w^4 stays finite
+    z_m, e_m, _, w, _, e_b = _hh_exponentials(v)
     w2 = w * w
     return {
-        "m": (ratio_m, 4.0 * jnp.exp(jnp.minimum(u * (-1.0 / 18.0), _TRAP_MAX))),
-        "h": (0.07 * (w2 * w2), 1.0 / ((em_m + 1.0) * _E_HALF + 1.0)),
-        "n": (0.1 * ratio_n, 0.125 * w),
+        "m": (_ratio_from_exp(z_m, e_m), 4.0 * e_b),
+        "h": (0.07 * (w2 * w2), 1.0 / (e_m * _E_HALF + 1.0)),
+        "n": (0.1 * _ratio_from_exp(z_m - 1.5, e_m * _E_M15), 0.125 * w),
     }
 
 
 def _hh_rates_slopes(v):
     """`_hh_rates` and the derivatives of every rate w.r.t. v (1/(ms mV)), from the same
     exponentials (no autodiff). Returns ``{gate: (a, b, da/dv, db/dv)}``."""
-    u = v + 65.0
-    z_m = (v + 40.0) * -0.1
-    z_n = (v + 55.0) * -0.1
-    ratio_m, em_m = _trap_ratio(z_m)
-    ratio_n, em_n = _trap_ratio(z_n)
-    x_w = u * -0.0125
-    w = jnp.exp(jnp.minimum(x_w, 170.0))
+    z_m, e_m, x_w, w, x_b, e_b = _hh_exponentials(v)
+    z_n, e_n = z_m - 1.5, e_m * _E_M15
+    ratio_m = _ratio_from_exp(z_m, e_m)
+    ratio_n = _ratio_from_exp(z_n, e_n)
     w2 = w * w
-    x_b = u * (-1.0 / 18.0)
-    bm = 4.0 * jnp.exp(jnp.minimum(x_b, _TRAP_MAX))
+    bm = 4.0 * e_b
     ah = 0.07 * (w2 * w2)
-    e_h = (em_m + 1.0) * _E_HALF
+    e_h = e_m * _E_HALF
     bh = 1.0 / (e_h + 1.0)
     an = 0.1 * ratio_n
     bn = 0.125 * w
     return {
-        "m": (ratio_m, bm, -0.1 * _trap_slope(z_m, ratio_m, em_m),
+        "m": (ratio_m, bm, -0.1 * _slope_from_exp(z_m, ratio_m, e_m),
               jnp.where(x_b < _TRAP_MAX, bm * (-1.0 / 18.0), 0.0)),
         "h": (ah, bh, jnp.where(x_w < 170.0, ah * -0.05, 0.0),
               jnp.where(z_m < _TRAP_MAX, 0.1 * bh * bh * e_h, 0.0)),
-        "n": (an, bn, -0.01 * _trap_slope(z_n, ratio_n, em_n),
+        "n": (an, bn, -0.01 * _slope_from_exp(z_n, ratio_n, e_n),
               jnp.where(x_w < 170.0, bn * -0.0125, 0.0)),
     }
 
@@ -227,6 +267,7 @@ class HH(AbstractChannel):
 
     state_names: ClassVar[tuple[str, ...]] = ("m", "h", "n")
     conductance_names: ClassVar[tuple[str, ...]] = ("g_na", "g_k", "g_l")
+    rate_params: ClassVar[tuple[str, ...]] = ()  # rates depend on v and celsius only
 
     def gates(self, v: Float[ArrayLike, " comp"], celsius: float) -> tuple[State, State]:
         """Steady states (dimensionless) and time constants (ms) of m, h, n at `v` (mV).

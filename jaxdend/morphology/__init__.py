@@ -5,10 +5,12 @@ axial geometric factor (MOhm = Ra[Ohm cm] * axial_geom * 1e-2).
 """
 
 from ._builders import ball_and_stick as ball_and_stick
+from ._builders import binary_tree as binary_tree
 from ._builders import reduced_pyramidal as reduced_pyramidal
 from ._builders import y_cell as y_cell
 from ._discretize import discretize as discretize
 from ._io import load_morphology as load_morphology
+from ._io import save_swc as save_swc
 from ._paths import combine as combine
 from ._paths import path_distance as path_distance
 from ._types import SWC_NAMES as SWC_NAMES

@@ -1,4 +1,5 @@
-"""File-free morphologies for examples and tests: ball-and-stick, Y-cell, reduced pyramid.
+"""File-free morphologies for examples and tests: ball-and-stick, Y-cell, binary tree,
+reduced pyramid.
 
 All lengths, diameters and coordinates in um; angles in degrees. The cells are drawn in
 the x-y plane with the apical direction along +y. The soma is a cylinder whose length
@@ -76,6 +77,45 @@ def y_cell(
     b.add(p, 90.0 - angle, daughter_length, daughter_diam, daughter_diam, t)
     b.add(p, 90.0 + angle, daughter_length, daughter_diam, daughter_diam, t)
     return b.build("y_cell")
+
+
+def binary_tree(
+    depth: int = 7,
+    length: float = 100.0,
+    diam: float = 1.0,
+    soma_diam: float = 20.0,
+    angle: float = 30.0,
+) -> Morphology:
+    """A soma and one dendrite that branches in two at every end, ``depth`` levels deep.
+
+    The dendrite has ``2**depth - 1`` sections (127 for the default depth 7: with 8
+    segments each a 1,016-compartment tree, the size of the HH-tree speed target in
+    benchmarks/simulate.py), all SWC type 3, of equal length and diameter; children leave
+    their parent at +-`angle` degrees. Sections are numbered breadth first (section k >= 1
+    has parent ``k // 2`` for k >= 2, the soma for k = 1).
+
+    Args:
+        depth: number of branching levels (>= 1).
+        length: length of every dendritic section in um.
+        diam: diameter of every dendritic section in um.
+        soma_diam: soma diameter (and length) in um.
+        angle: angle between a child and its parent's direction in degrees.
+
+    Returns:
+        A `Morphology` with ``2**depth`` sections (the soma first).
+    """
+    if not (isinstance(depth, int) and 1 <= depth <= 16):
+        raise ValueError(f"depth must be an int in 1..16, got {depth!r}.")
+    _positive(length=length, diam=diam, soma_diam=soma_diam)
+    b = _Builder(soma_diam)
+    t = SWC_TYPES["basal"]
+    heading = {1: 90.0}
+    b.add(-1, 90.0, length, diam, diam, t)
+    for k in range(2, 2**depth):
+        parent = k // 2
+        heading[k] = heading[parent] + (angle if k % 2 else -angle)
+        b.add(parent, heading[k], length, diam, diam, t)
+    return b.build(f"binary_tree_d{depth}")
 
 
 def reduced_pyramidal(

@@ -1,4 +1,5 @@
-"""Reading reconstructions (SWC, Neurolucida ASC, H5) into a `Morphology` through MorphIO.
+"""Reading reconstructions (SWC, Neurolucida ASC, H5) into a `Morphology` through MorphIO,
+and writing a `Morphology` as SWC (also through MorphIO).
 
 All coordinates and radii are in um.
 """
@@ -150,6 +151,60 @@ def load_morphology(path: str | os.PathLike) -> Morphology:
             sections.append(Section(points, radii, int(sec.type), parent))
     _reissue_warnings(path, collector)
     return Morphology(tuple(sections), name=path.stem)
+
+
+def save_swc(morph: Morphology, path: str | os.PathLike) -> Path:
+    """Write `morph` as an SWC file with MorphIO (points and radii in um).
+
+    The soma (section 0) is written as the NeuroMorpho three-point soma when it is a
+    cylinder of length 2r and radius r (the form `load_morphology` reads that way and the
+    builders make), otherwise as its points; every other section as a MorphIO section of
+    its SWC type. Reading the file back with `load_morphology` gives the same sections.
+
+    Args:
+        morph: the morphology.
+        path: output file name (``.swc``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: a section with one child (SWC cannot store it; merge it with the child)
+            or a suffix other than .swc.
+    """
+    import morphio.mut
+
+    path = Path(path)
+    if path.suffix.lower() != ".swc":
+        raise ValueError(f"save_swc writes SWC files; got {str(path)!r}. Fix: use a .swc name.")
+    soma = morph.sections[0]
+    m = morphio.mut.Morphology()
+    pts, r = np.asarray(soma.points, float), np.asarray(soma.radii, float)
+    centre = pts.mean(axis=0)
+    three_point = (pts.shape[0] == 3 and np.allclose(r, r[0])
+                   and np.isclose(np.linalg.norm(pts[0] - pts[2]), 2.0 * r[0]))
+    if three_point:
+        m.soma.points = [pts[1], pts[0], pts[2]]
+        m.soma.diameters = list(2.0 * r)
+        m.soma.type = morphio.SomaType.SOMA_NEUROMORPHO_THREE_POINT_CYLINDERS
+    else:
+        m.soma.points = list(pts) if pts.shape[0] > 1 else [centre]
+        m.soma.diameters = list(2.0 * r)
+    made: dict[int, object] = {}
+    for i, sec in enumerate(morph.sections[1:], start=1):
+        level = morphio.PointLevel(np.asarray(sec.points, float).tolist(),
+                                   (2.0 * np.asarray(sec.radii, float)).tolist())
+        kind = morphio.SectionType(int(sec.swc_type))
+        if sec.parent == 0:
+            made[i] = m.append_root_section(level, kind)
+        else:
+            made[i] = made[sec.parent].append_section(level, kind)
+    try:
+        m.write(str(path))
+    except morphio.MorphioError as e:
+        raise ValueError(f"{path}: MorphIO cannot write this morphology as SWC: {_clean(e)}") \
+            from None
+    return path
 
 
 def _soma_section(path: Path, m: morphio.Morphology, suffix: str) -> Section:

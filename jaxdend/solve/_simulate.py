@@ -267,9 +267,12 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
             out.update(_extract(cell, rest, y))
         return {k: out[k] for k in probes}
 
+    tables = solver.tables(cell, dt)  # gate tables (if any) once per run, not per step
+    pack, unpack = _gate_packing(cell, tables)
+
     def one_step(y, k):
         ta = t0 + k * dt
-        return solver.advance(term, ta, ta + dt, y)
+        return pack(solver.advance(term, ta, ta + dt, unpack(y), tables))
 
     if checkpoint:
         # recompute each step in the backward pass, except the tree solve's output (one
@@ -283,7 +286,7 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
             return one_step(y, j * every + i), None
 
         y, _ = jax.lax.scan(inner, y, jnp.arange(every))
-        return y, extract(y)
+        return y, extract(unpack(y))
 
     n_blocks = n_steps // every
     if checkpoint == "nested":
@@ -293,16 +296,41 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
         def segment(y, s):
             return jax.lax.scan(lambda y, j: block(y, s * m + j), y, jnp.arange(m))
 
-        y1, recs = jax.lax.scan(segment, y0, jnp.arange(n_blocks // m))
+        y1, recs = jax.lax.scan(segment, pack(y0), jnp.arange(n_blocks // m))
         recs = {k: r.reshape((n_blocks,) + r.shape[2:]) for k, r in recs.items()}
     else:
-        y1, recs = jax.lax.scan(block, y0, jnp.arange(n_blocks))
+        y1, recs = jax.lax.scan(block, pack(y0), jnp.arange(n_blocks))
+    y1 = unpack(y1)
     first = extract(y0)
     recs = {k: jnp.concatenate([first[k][None], recs[k]], axis=0) for k in recs}
     bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(y1)]))
     y1 = eqx.error_if(y1, bad, _NONFINITE)
     ts = t0 + dt * every * jnp.arange(n_steps // every + 1)
     return Solution(ts, recs, y1, {"num_steps": n_steps})
+
+
+def _gate_packing(cell: Cell, tables):
+    """(pack, unpack) of the scan carry: the gates of tabulated channels travel as one
+    (n_states, n) array instead of a dict of (n,) arrays, which lets XLA compute the whole
+    tabulated update in one fused loop (about 2x faster on CPU); identity without tables."""
+    which = [k for k, t in enumerate(tables) if t is not None]
+    if not which:
+        return (lambda y: y), (lambda y: y)
+    names = [type(ch).state_names for ch in cell.channels]
+
+    def pack(y):
+        chans = list(y["channels"])
+        for k in which:
+            chans[k] = jnp.stack([chans[k][s] for s in names[k]])
+        return dict(y, channels=tuple(chans))
+
+    def unpack(y):
+        chans = list(y["channels"])
+        for k in which:
+            chans[k] = {s: chans[k][i] for i, s in enumerate(names[k])}
+        return dict(y, channels=tuple(chans))
+
+    return pack, unpack
 
 
 def _segment_blocks(n_blocks: int, every: int) -> int:
@@ -321,7 +349,21 @@ def _simulate_diffrax(term, solver, y0, t0, t1, dt, n_steps, every, probes, cont
     def fn(t, y, args):
         return _extract(cell, probes, y)
 
-    if saveat is None:
+    constant = isinstance(controller, dfx.ConstantStepSize)
+    pick = None
+    if saveat is None and constant:
+        # Fixed steps: save the state at every step end (no interpolation) and keep every
+        # `every`-th. (SaveAt(ts=...) with save times on the step ends gives wrong gradients
+        # under diffrax 0.7's RecursiveCheckpointAdjoint, the default adjoint; see
+        # tests/test_gradients.py::test_upstream_recursive_checkpoint_dense_ts.)
+        n_taken = max(1, math.ceil((t1 - t0) / dt - 1e-9))
+        saveat = dfx.SaveAt(t0=True, steps=True, fn=fn)
+        pick = list(range(0, n_taken + 1, every))
+        if pick[-1] != n_taken:
+            pick.append(n_taken)
+        if max_steps is None:
+            max_steps = n_taken
+    elif saveat is None:
         n_save = max(1, math.ceil(n_steps / every))
         ts = jnp.linspace(t0, t1, n_save + 1)
         saveat = dfx.SaveAt(ts=ts, fn=fn)
@@ -338,9 +380,13 @@ def _simulate_diffrax(term, solver, y0, t0, t1, dt, n_steps, every, probes, cont
         term, solver, t0, t1, dt, y0, saveat=saveat, stepsize_controller=controller,
         max_steps=max_steps, **kwargs,
     )
-    recs = sol.ys
+    ts_out, recs = sol.ts, sol.ys
+    if pick is not None and event is None:
+        idx = np.asarray(pick)
+        ts_out = ts_out[idx]
+        recs = jax.tree_util.tree_map(lambda r: r[idx], recs)
     leaves = jax.tree_util.tree_leaves(recs)
     bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(jnp.where(jnp.isinf(x) & (x > 0), 0.0, x)))
                              for x in leaves]))
     recs = eqx.error_if(recs, bad, _NONFINITE)
-    return Solution(sol.ts, recs, {}, dict(sol.stats))
+    return Solution(ts_out, recs, {}, dict(sol.stats))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,6 +24,7 @@ from .._cell import Cell
 from ..channels import AbstractChannel, exp_euler_gates
 from ..plasticity._binding import plasticity_step
 from ..stimulus import Stimulus
+from ._tables import RateTable
 from ._tree import tree_solve
 
 
@@ -114,10 +116,11 @@ def _deliver_spikes(cell: Cell, stimulus: Stimulus, y, t0, dt):
     return dict(y, synapses=syn)
 
 
-def _new_state(cell: Cell, y_prev, y0, v1, dt):
+def _new_state(cell: Cell, y_prev, y0, v1, dt, tables=None):
     """State at the end of a step: voltage `v1`, gates and synapses advanced over `dt` ms
-    from `y0` (the state after spike delivery), then the plasticity rules applied."""
-    out = {"v": v1, "channels": _advance_states(cell, y0["channels"], v1, dt)}
+    from `y0` (the state after spike delivery), then the plasticity rules applied.
+    `tables`: per channel a `GateTable` (tabulated gates) or None (exact update)."""
+    out = {"v": v1, "channels": _advance_states(cell, y0["channels"], v1, dt, tables)}
     if cell.synapses:
         out["synapses"] = tuple(g.relax(st, dt) for g, st in zip(cell.synapses, y0["synapses"]))
     if cell.rules:
@@ -126,10 +129,13 @@ def _new_state(cell: Cell, y_prev, y0, v1, dt):
     return out
 
 
-def _advance_states(cell: Cell, states, v, dt):
+def _advance_states(cell: Cell, states, v, dt, tables=None):
     out = []
-    for ch, st in zip(cell.channels, states):
-        if _uses_gates(ch):
+    tables = (None,) * len(cell.channels) if tables is None else tables
+    for ch, st, table in zip(cell.channels, states, tables):
+        if table is not None:
+            out.append(table.step(type(ch).state_names, st, v, cell.celsius))
+        elif _uses_gates(ch):
             out.append(exp_euler_gates(ch, st, v, cell.celsius, dt))
         else:
             der = ch.derivatives(st, v, cell.celsius)
@@ -137,31 +143,64 @@ def _advance_states(cell: Cell, states, v, dt):
     return tuple(out)
 
 
+_DT_MISMATCH = (
+    "A RateTable was built for the first step's dt, but a later step has another length: "
+    "rate tables need constant steps (diffrax.ConstantStepSize and (t1 - t0) a whole number "
+    "of dt); use rate_table=None for other step sizes."
+)
+
+
 class AbstractCableSolver(dfx.AbstractSolver):
-    """Base of the tree-structured cable solvers (fixed steps)."""
+    """Base of the tree-structured cable solvers (fixed steps).
+
+    Solver state: the gate tables of `rate_table` (built once per run for the step length of
+    the first step) or None.
+    """
 
     term_structure: ClassVar = CableTerm
     interpolation_cls: ClassVar = dfx.LocalLinearInterpolation
+    rate_table: eqx.AbstractVar[RateTable | None]
 
     def init(self, terms, t0, t1, y0, args):
-        """No solver state."""
-        return None
+        """The gate tables for steps of ``t1 - t0`` ms (None without `rate_table`)."""
+        if self.rate_table is None:
+            return None
+        return (t1 - t0, self.tables(_unwrap(terms).cell, t1 - t0))
+
+    def tables(self, cell: Cell, dt):
+        """Per channel of `cell` its `GateTable` for steps of `dt` ms, or None where the
+        channel is integrated exactly (or all None without `rate_table`)."""
+        if self.rate_table is None:
+            return (None,) * len(cell.channels)
+        return tuple(self.rate_table.build(ch, cell.celsius, dt) for ch in cell.channels)
 
     def func(self, terms, t0, y0, args):
         """Vector field of the term."""
         return terms.vf(t0, y0, args)
 
-    def advance(self, terms: CableTerm, t0, t1, y0):
-        """Advance the state from t0 to t1 (ms) without an error estimate."""
+    def advance(self, terms: CableTerm, t0, t1, y0, tables=None):
+        """Advance the state from t0 to t1 (ms) without an error estimate.
+
+        `tables`: the per-channel gate tables of `tables(cell, t1 - t0)`, built once per run
+        (built here when None and the solver has a `rate_table`).
+        """
         raise NotImplementedError
+
+    def _tables_for(self, terms, dt, tables):
+        if tables is None and self.rate_table is not None:
+            tables = self.tables(terms.cell, dt)
+        return tables
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         """One diffrax step."""
-        y1, y_err = self._step(_unwrap(terms), t0, t1, y0)
-        return y1, y_err, dict(y0=y0, y1=y1), None, dfx.RESULTS.successful
-
-    def _step(self, terms, t0, t1, y0):
-        return self.advance(terms, t0, t1, y0), None
+        term = _unwrap(terms)
+        tables = None
+        if solver_state is not None:
+            dt0, tables = solver_state
+            bad = jnp.abs((t1 - t0) - dt0) > 1e-9 * jnp.abs(dt0)
+            y0 = eqx.error_if(y0, bad, _DT_MISMATCH)
+        y1 = self.advance(term, t0, t1, y0, tables)
+        return y1, None, dict(y0=y0, y1=y1), solver_state, dfx.RESULTS.successful
 
 
 class BackwardEuler(AbstractCableSolver):
@@ -169,18 +208,26 @@ class BackwardEuler(AbstractCableSolver):
 
     Linearised backward-Euler voltage step with an O(N) tree solve, current-clamp stimuli
     evaluated at the step midpoint, then exponential-Euler gates at the new voltage.
+
+    Attributes:
+        rate_table: optional `jaxdend.solve.RateTable`: gates of channels whose rates depend
+            only on voltage and temperature (e.g. HH) are updated from tables interpolated
+            linearly (NEURON's ``usetable``; faster, second-order interpolation error).
     """
+
+    rate_table: RateTable | None = None
 
     def order(self, terms):
         """Order 1."""
         return 1
 
-    def advance(self, terms, t0, t1, y0):
-        """Advance the state from t0 to t1 (ms)."""
+    def advance(self, terms, t0, t1, y0, tables=None):
+        """Advance the state from t0 to t1 (ms); `tables` as in `AbstractCableSolver`."""
         cell, dt = terms.cell, t1 - t0
+        tables = self._tables_for(terms, dt, tables)
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
         v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y_d["v"], y_d)
-        return _new_state(cell, y0, y_d, v1, dt)
+        return _new_state(cell, y0, y_d, v1, dt, tables)
 
 
 class CrankNicolson(AbstractCableSolver):
@@ -192,21 +239,27 @@ class CrankNicolson(AbstractCableSolver):
     whole scheme second order. Fixed steps only: the staggering assumes equal steps, so for
     adaptive stepping use a diffrax implicit solver such as ``diffrax.Kvaerno5`` with
     `CableTerm` (``simulate(..., solver=diffrax.Kvaerno5(), stepsize_controller=...)``).
+
+    Attributes:
+        rate_table: optional `jaxdend.solve.RateTable` (see `BackwardEuler`).
     """
+
+    rate_table: RateTable | None = None
 
     def order(self, terms):
         """Order 2 (voltage)."""
         return 2
 
-    def advance(self, terms, t0, t1, y0):
-        """Advance the state from t0 to t1 (ms)."""
+    def advance(self, terms, t0, t1, y0, tables=None):
+        """Advance the state from t0 to t1 (ms); `tables` as in `AbstractCableSolver`."""
         cell, dt, v0 = terms.cell, t1 - t0, y0["v"]
+        tables = self._tables_for(terms, dt, tables)
         t_mid = t0 + 0.5 * dt
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
         v_half = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y_d)
         v1 = 2.0 * v_half - v0
         # staggered: gates live at half steps, so they advance with the end-of-step voltage
-        return _new_state(cell, y0, y_d, v1, dt)
+        return _new_state(cell, y0, y_d, v1, dt, tables)
 
 
 def is_cable_solver(solver) -> bool:

@@ -81,6 +81,17 @@ class TreePlan:
         """Number of nodes."""
         return int(self.parent.shape[0])
 
+    def __eq__(self, other) -> bool:
+        """Plans of the same tree and schedule are equal (so equal cells share a treedef and
+        a jit cache entry); everything else in a plan is derived from these two."""
+        if not isinstance(other, TreePlan):
+            return NotImplemented
+        return (self is other or (self.schedule == other.schedule
+                                  and np.array_equal(self.parent, other.parent)))
+
+    def __hash__(self) -> int:
+        return hash((self.schedule, self.parent.shape[0], self.parent.tobytes()))
+
 
 # Longest chain piece eliminated in one vectorised sweep; longer chains are cut by promoting
 # every (_CHAIN_MAX + 1)-th node to a separator of the reduced tree.
@@ -220,37 +231,42 @@ def _solve_sequential(plan: TreePlan, d, g, b):
 
 def _solve_chains(ch: _Chains, d, g, b):
     """Chain reduction: eliminate every chain from both ends (vectorised over chains), solve
-    the reduced tree of separators sequentially, recover the chain nodes."""
+    the reduced tree of separators sequentially, recover the chain nodes.
+
+    Chain quantities are laid out position-major, (k, c): the sweeps along the chains work on
+    contiguous rows of all chains at once.
+    """
     one, zero = jnp.ones((1,), d.dtype), jnp.zeros((1,), d.dtype)
-    d_ext = jnp.concatenate([d, one])
-    b_ext = jnp.concatenate([b, zero])
     g_ext = jnp.concatenate([g, zero])
-    dc, bc, gc = d_ext[ch.nodes], b_ext[ch.nodes], g_ext[ch.nodes]
-    cb = g_ext[ch.tail_bottom]  # coupling of the tail to the bottom separator, 0 elsewhere
-    k = ch.nodes.shape[1]
+    nodes_t = ch.nodes.T
+    gc = g_ext[nodes_t]
+    cb = g_ext[ch.tail_bottom.T]  # coupling of the tail to the bottom separator, 0 elsewhere
+    k = nodes_t.shape[0]
+    dc = jnp.concatenate([d, one])[nodes_t]
+    bc = jnp.concatenate([b, zero])[nodes_t]
     # upward sweep (tail -> head), keeping the coupling to the bottom separator:
     # x_j = (bu_j + g_j x_{j-1} + cu_j x_bottom) / du_j
     du, bu, cu = [None] * k, [None] * k, [None] * k
-    du[k - 1], bu[k - 1], cu[k - 1] = dc[:, k - 1], bc[:, k - 1], cb[:, k - 1]
+    du[k - 1], bu[k - 1], cu[k - 1] = dc[k - 1], bc[k - 1], cb[k - 1]
     for j in range(k - 2, -1, -1):
-        f = gc[:, j + 1] / du[j + 1]
-        du[j] = dc[:, j] - gc[:, j + 1] * f
-        bu[j] = bc[:, j] + f * bu[j + 1]
-        cu[j] = cb[:, j] + f * cu[j + 1]
+        f = gc[j + 1] / du[j + 1]
+        du[j] = dc[j] - gc[j + 1] * f
+        bu[j] = bc[j] + f * bu[j + 1]
+        cu[j] = cb[j] + f * cu[j + 1]
     # downward sweep (head -> tail): only what the bottom separator's row needs
-    de, fe = dc[:, 0], bc[:, 0]
-    bot_d = cb[:, 0] * cb[:, 0] / de
-    bot_b = cb[:, 0] * fe / de
+    de, fe = dc[0], bc[0]
+    bot_d = cb[0] * cb[0] / de
+    bot_b = cb[0] * fe / de
     for j in range(1, k):
-        f = gc[:, j] / de
-        de = dc[:, j] - gc[:, j] * f
-        fe = bc[:, j] + f * fe
-        bot_d = bot_d + cb[:, j] * cb[:, j] / de
-        bot_b = bot_b + cb[:, j] * fe / de
+        f = gc[j] / de
+        de = dc[j] - gc[j] * f
+        fe = bc[j] + f * fe
+        bot_d = bot_d + cb[j] * cb[j] / de
+        bot_b = bot_b + cb[j] * fe / de
     # rows of the separators: their own entries, minus what the chains took
-    f1 = gc[:, 0] / du[0]
+    f1 = gc[0] / du[0]
     zc = jnp.zeros((1,), d.dtype)
-    top_d = jnp.concatenate([gc[:, 0] * f1, zc])
+    top_d = jnp.concatenate([gc[0] * f1, zc])
     top_b = jnp.concatenate([f1 * bu[0], zc])
     bot_d = jnp.concatenate([bot_d, zc])
     bot_b = jnp.concatenate([bot_b, zc])
@@ -262,10 +278,10 @@ def _solve_chains(ch: _Chains, d, g, b):
     # back substitution down every chain
     xs_ext = jnp.concatenate([xs, zero])
     x_top, x_bot = xs_ext[ch.top_sep], xs_ext[ch.bot_sep]
-    x = (bu[0] + gc[:, 0] * x_top + cu[0] * x_bot) / du[0]
+    x = (bu[0] + gc[0] * x_top + cu[0] * x_bot) / du[0]
     cols = [x]
     for j in range(1, k):
-        x = (bu[j] + gc[:, j] * x + cu[j] * x_bot) / du[j]
+        x = (bu[j] + gc[j] * x + cu[j] * x_bot) / du[j]
         cols.append(x)
     flat = jnp.concatenate([xs, jnp.stack(cols, axis=1).ravel()])
     return flat[ch.inverse]
