@@ -390,3 +390,45 @@ def test_gb_protocol_loss_gradient_matches_finite_differences():
         np.testing.assert_allclose(float(g[i]), float(fd), rtol=1e-4, atol=1e-6 * abs(float(g[i])))
     fd_b = (loss(x0, 5.0 + 1e-5) - loss(x0, 5.0 - 1e-5)) / 2e-5
     np.testing.assert_allclose(float(gb), float(fd_b), rtol=1e-6)
+
+
+def test_both_rules_fitted_with_the_generic_fit_machinery(sim_both):
+    """The rule parameters of a cell are fitted with `jaxdend.fit` like any other parameter:
+    wrap them in the Cell (``jf.wrap`` on ``cell.rules[k].rule``), replay the recorded trains
+    and somatic spikes, and `jf.fit` the weight trajectories. From a start 25 % off, a_plus,
+    a_minus (basal Hebbian) and a_coop (apical cooperative) come back within 1 %."""
+    import optax
+
+    from jaxdend import fit as jf
+
+    cell, nodes, trains, sol, post = sim_both
+    w_rec = np.asarray(sol["w"])[::100]
+    times = np.asarray(trains.times)
+    drives = []
+    for b in cell.rules:
+        idx = np.asarray(b.index)
+        pairs = neighbour_pairs(cell.comps, nodes[idx], b.rule.neighbour_cutoff())
+        drives.append((idx, replay_drive(times[idx], T, DT, post_times=post, pairs=pairs,
+                                         record_every=100, merge_silence=True)))
+    kinds = [type(b.rule).__name__ for b in cell.rules]
+    kb, ka = kinds.index("BasalHebbian"), kinds.index("ApicalCooperative")
+    truth = {"a_plus": float(cell.rules[kb].rule.a_plus),
+             "a_minus": float(cell.rules[kb].rule.a_minus),
+             "a_coop": float(cell.rules[ka].rule.a_coop)}
+    start = eqx.tree_at(lambda c: (c.rules[kb].rule.a_plus, c.rules[kb].rule.a_minus,
+                                   c.rules[ka].rule.a_coop), cell,
+                        tuple(1.25 * truth[k] for k in ("a_plus", "a_minus", "a_coop")))
+    model = jf.wrap(start, lambda c: c.rules[kb].rule.a_plus, jf.Positive(), name="a_plus")
+    model = jf.wrap(model, lambda c: c.rules[kb].rule.a_minus, jf.Positive(), name="a_minus")
+    model = jf.wrap(model, lambda c: c.rules[ka].rule.a_coop, jf.Positive(), name="a_coop")
+
+    def loss(c):
+        total = 0.0
+        for b, (idx, drive) in zip(c.rules, drives):
+            total = total + jnp.mean((replay(b.rule, 1.0, drive).w - w_rec[:, idx]) ** 2)
+        return total
+
+    result = jf.fit(loss, model, optimizer=optax.adam(0.02), steps=300, progress=False)
+    fitted = {k: v["value"] for k, v in result.values().items()}
+    for k, true in truth.items():
+        assert abs(fitted[k] / true - 1.0) < 0.01, (k, fitted[k], true)
