@@ -5,6 +5,7 @@ capacitance uF/cm^2 (per node nF), axial resistivity Ohm cm, conductance densiti
 (per node uS), current densities mA/cm^2, point currents nA, temperature degC.
 """
 
+from . import batch as batch
 from . import channels as channels
 from . import features as features
 from . import fit as fit

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -63,18 +64,26 @@ class Sampled(AbstractWaveform):
     i: Float[Array, " samples"]
 
     def __init__(self, t, i):
-        """Build from sample times (ms, strictly increasing) and currents (nA)."""
-        t_np, i_np = np.asarray(t, float), np.asarray(i, float)
-        if t_np.ndim != 1 or t_np.shape != i_np.shape or t_np.size < 2:
+        """Build from sample times (ms, strictly increasing) and currents (nA).
+
+        The currents may be traced (e.g. swept or fitted inside jit/vmap); concrete values
+        are checked here (shapes, order, NaN), traced currents at run time by `simulate`.
+        """
+        t_np = np.asarray(t, float)
+        i_shape = i.shape if isinstance(i, jax.core.Tracer) else np.shape(i)
+        if t_np.ndim != 1 or i_shape != t_np.shape or t_np.size < 2:
             raise ValueError(
                 f"Sampled needs 1-D times and currents of equal length >= 2, got shapes "
-                f"{t_np.shape} and {i_np.shape}."
+                f"{t_np.shape} and {i_shape}."
             )
         if np.any(np.diff(t_np) <= 0):
             raise ValueError("Sampled times must be strictly increasing (ms).")
-        if not (np.all(np.isfinite(t_np)) and np.all(np.isfinite(i_np))):
+        traced = isinstance(i, jax.core.Tracer)
+        if not np.all(np.isfinite(t_np)) or (
+                not traced and not np.all(np.isfinite(np.asarray(i, float)))):
             raise ValueError("Sampled times and currents must be finite (no NaN/inf).")
-        self.t, self.i = jnp.asarray(t_np), jnp.asarray(i)
+        self.t = jnp.asarray(t_np)
+        self.i = i if traced else jnp.asarray(i, dtype=float)
 
     def __call__(self, t):
         """Current (nA) at time `t` (ms)."""

@@ -83,3 +83,27 @@ def test_unstable_step_in_float32_is_reported(cell):
 def test_tree_not_in_hines_order():
     with pytest.raises(ValueError, match="Hines order"):
         jd.solve.TreePlan.from_parent(np.array([-1, 2, 0]))
+
+
+def test_nan_stimulus_is_reported(cell):
+    """A NaN current amplitude: ValueError when given as a number, a run-time error when
+    traced; dur=inf (a step to the end of the run) stays allowed."""
+    with pytest.raises(ValueError, match="current-clamp value"):
+        jd.simulate(cell, jd.stimulus.step(0, float("nan"), 2.0, 5.0), t1=5.0)
+    with pytest.raises(Exception, match="current-clamp value"):
+        jax.jit(lambda a: jd.simulate(cell, jd.stimulus.step(0, a, 2.0, 5.0), t1=5.0)["v"])(
+            jnp.nan)
+    v = jd.simulate(cell, jd.stimulus.step(0, 0.1, 1.0, float("inf")), t1=5.0)["v"]
+    assert np.all(np.isfinite(np.asarray(v)))
+
+
+def test_nonfinite_run_reported_when_only_recordings_are_kept(cell):
+    """The NaN check guards the recordings too: a jitted caller that keeps only them (so the
+    final state is dead code) still gets the error instead of silent NaN."""
+    bad = cell.set("ra", 1e-12)  # absurd coupling: the explicit solver explodes
+
+    def only_trace(c):
+        return jd.simulate(c, jd.stimulus.step(0, 0.5), t1=2.0, dt=0.5, solver=dfx.Euler())["v"]
+
+    with pytest.raises(Exception, match="NaN or inf"):
+        jax.block_until_ready(eqx.filter_jit(only_trace)(bad))

@@ -124,6 +124,27 @@ def _check_inputs_runtime(stim):
     return stim
 
 
+_BAD_CLAMP = ("A current-clamp value (amplitude in nA, waveform sample or time in ms) is NaN; "
+              "check the stimulus.")
+
+
+def _check_finite_clamps(stim):
+    """NaN in a current clamp (amplitude, waveform samples, times; inf is allowed, e.g. a step
+    with dur=inf): ValueError when the value is known now, a run-time error when traced."""
+    traced = []
+    for x in jax.tree_util.tree_leaves(stim.clamps):
+        if isinstance(x, jax.core.Tracer):
+            traced.append(x)
+        elif isinstance(x, (float, np.floating, np.ndarray, jax.Array)):
+            arr = np.asarray(x)
+            if arr.dtype.kind == "f" and np.any(np.isnan(arr)):
+                raise ValueError(_BAD_CLAMP)
+    if not traced:
+        return stim
+    bad = jnp.any(jnp.stack([jnp.any(jnp.isnan(x)) for x in traced]))
+    return eqx.error_if(stim, bad, _BAD_CLAMP)
+
+
 def _check_finite_params(cell: Cell) -> Cell:
     leaves = [x for x in jax.tree_util.tree_leaves(cell) if eqx.is_inexact_array(x)]
     bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves]))
@@ -216,6 +237,7 @@ def simulate(
     _check_inputs(cell, stim, t0_f, t1_f, is_cable_solver(solver))
     if stim.inputs:
         stim = _check_inputs_runtime(stim)
+    stim = _check_finite_clamps(stim)
     cell = _check_finite_params(cell)
     y0 = cell.init_state() if y0 is None else y0
     if cell.synapses and "synapses" not in y0:
@@ -303,8 +325,10 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
     y1 = unpack(y1)
     first = extract(y0)
     recs = {k: jnp.concatenate([first[k][None], recs[k]], axis=0) for k in recs}
-    bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(y1)]))
-    y1 = eqx.error_if(y1, bad, _NONFINITE)
+    leaves = jax.tree_util.tree_leaves((y1, recs))
+    bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves if eqx.is_inexact_array(x)]))
+    # on both outputs: a caller keeping only the recordings must still get the error
+    y1, recs = eqx.error_if((y1, recs), bad, _NONFINITE)
     ts = t0 + dt * every * jnp.arange(n_steps // every + 1)
     return Solution(ts, recs, y1, {"num_steps": n_steps})
 

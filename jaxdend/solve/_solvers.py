@@ -99,9 +99,17 @@ def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y):
     par = np.maximum(cell.comps.parent, 0)
     diag = g + jax.ops.segment_sum(g, par, num_segments=cell.n)
     d = cdt + g_ion + diag
-    b = (cdt + g_ion) * v - i_ion + stimulus.current(t_mid, cell.n)
-    # named so that a checkpointed step can keep it instead of solving again when
-    # differentiated (see simulate's scan loop)
+    i_ext = stimulus.current(t_mid, cell.n)
+    # The tree-solve output is named so that a checkpointed step can keep it instead of
+    # solving again when differentiated (see simulate's scan loop).
+    if v.dtype == jnp.float32:
+        # NEURON's form: solve for the change of v, so the solve does not carry the rounding
+        # of v itself (~-65 mV in 24 bits); float32 traces stay within 0.5 mV of float64
+        # where the direct form drifts by several mV at spike upstrokes. One more scatter
+        # per step, so float64 keeps the direct form (the two agree to 1e-9 mV there).
+        rhs = i_ext - i_ion - cell.axial_current(v)
+        return v + checkpoint_name(tree_solve(cell.plan, d, g, rhs), "jaxdend.tree_solve")
+    b = (cdt + g_ion) * v - i_ion + i_ext
     return checkpoint_name(tree_solve(cell.plan, d, g, b), "jaxdend.tree_solve")
 
 
