@@ -1,177 +1,236 @@
-"""The `make demo` job: build a reduced pyramidal cell, simulate it, fit it, plot it.
+"""The `make demo` job: fit a known cell through the same pipeline as real recordings.
 
-Everything is embedded (no files needed). Units: ms, mV, nA, S/cm^2.
+No files are needed: the reduced pyramidal cell (`demo_cell`, Pospischil regular-spiking
+channels) is simulated under current steps at the soma, which gives a "recording" (a
+`jaxdend.io.Recording` in memory, with 0.2 mV of noise); `jaxdend.fit.run_config` then fits
+it from a perturbed start with the embedded configuration `demo_config` (stage 1: leak and
+capacitance on a hyperpolarising step; stage 2: somatic Na and K densities on two spiking
+steps), evaluates the held-out steps and prints the recovered against the true values.
+``configs/demo.toml`` is the same configuration as a commented TOML file (every key of the
+schema); it refits the recording the demo saves (``demo_output/demo_recording.npz``).
+
+Units: ms, mV, nA, S/cm^2, uF/cm^2.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from . import channels, stimulus
+from . import channels
 from ._cell import Cell
-from .features import spike_times
 from .morphology import discretize, reduced_pyramidal
-from .solve import simulate
 
 #: Channel densities (S/cm^2) of the demo cell: Pospischil et al. 2008 regular-spiking
 #: kinetics at 36 degC, active soma and axon, weakly active dendrites.
 DEMO_DENSITIES = {"soma_g_na": 0.1, "soma_g_k": 0.02, "soma_g_m": 7e-5, "dend_g_na": 0.005,
                   "dend_g_k": 0.0005, "g_l": 1e-4}
+#: Passive properties of the demo cell: cm uF/cm^2, ra Ohm cm, rest mV, temperature degC.
+DEMO_PASSIVE = {"cm": 1.0, "ra": 150.0, "v_rest": -70.0, "celsius": 36.0}
+#: Step amplitudes (nA) of the synthetic protocol, and which are fitted / held out.
+DEMO_STEPS = (-0.1, -0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+DEMO_FIT = {"passive": (0,), "active": (4, 6)}  # sweep ids (= positions)
+#: Fitted parameters: name in the config -> (true value, start value, unit).
+DEMO_FITTED = {
+    "Leak.g": (DEMO_DENSITIES["g_l"], 1.6e-4, "S/cm^2"),
+    "cm": (DEMO_PASSIVE["cm"], 1.3, "uF/cm^2"),
+    "PospischilNa.g_na": (DEMO_DENSITIES["soma_g_na"], 0.07, "S/cm^2"),
+    "PospischilKd.g_k": (DEMO_DENSITIES["soma_g_k"], 0.03, "S/cm^2"),
+}
+_AXO_SOMATIC = ["soma", "axon"]
 
 
-def demo_cell() -> Cell:
-    """The demo's reduced pyramidal cell (Pospischil RS channels, 36 degC, rest -70 mV)."""
-    comps = discretize(reduced_pyramidal())
-    d = DEMO_DENSITIES
-    cell = Cell(comps, cm=1.0, ra=150.0, celsius=36.0, v_init=-70.0)
-    cell = cell.insert(channels.Leak(g=d["g_l"], e=-70.0))
-    cell = cell.insert(channels.PospischilNa(g_na=d["dend_g_na"]))
-    cell = cell.insert(channels.PospischilKd(g_k=d["dend_g_k"]))
-    axo_somatic = ["soma", "axon"]
-    cell = cell.insert(channels.PospischilNa(g_na=d["soma_g_na"]), where=axo_somatic)
-    cell = cell.insert(channels.PospischilKd(g_k=d["soma_g_k"]), where=axo_somatic)
-    return cell.insert(channels.PospischilM(g_k=d["soma_g_m"]), where=axo_somatic)
-
-
-def run_demo(out: str | Path = "demo_output", fit_steps: int = 200, verbose: bool = True) -> dict:
-    """Simulate the demo cell, fit soma Na and K and the leak from a perturbed start, plot.
+def demo_cell(small: bool = False) -> Cell:
+    """The demo's reduced pyramidal cell (Pospischil RS channels, 36 degC, rest -70 mV).
 
     Args:
-        out: folder for the PNG and the summary.
-        fit_steps: Adam steps of the fit.
-        verbose: print progress and the summary.
+        small: one segment per section (tests) instead of NEURON's d_lambda = 0.1 rule.
+    """
+    comps = discretize(reduced_pyramidal(), nseg=1 if small else None)
+    d, p = DEMO_DENSITIES, DEMO_PASSIVE
+    cell = Cell(comps, cm=p["cm"], ra=p["ra"], celsius=p["celsius"], v_init=p["v_rest"])
+    cell = cell.insert(channels.Leak(g=d["g_l"], e=p["v_rest"]))
+    cell = cell.insert(channels.PospischilNa(g_na=d["dend_g_na"]))
+    cell = cell.insert(channels.PospischilKd(g_k=d["dend_g_k"]))
+    cell = cell.insert(channels.PospischilNa(g_na=d["soma_g_na"]), where=_AXO_SOMATIC)
+    cell = cell.insert(channels.PospischilKd(g_k=d["soma_g_k"]), where=_AXO_SOMATIC)
+    return cell.insert(channels.PospischilM(g_k=d["soma_g_m"]), where=_AXO_SOMATIC)
+
+
+def demo_recording(*, small: bool = False, noise_mv: float = 0.2, seed: int = 0):
+    """Synthetic current-clamp steps of `demo_cell` as a `jaxdend.io.Recording`.
+
+    The cell (leak balanced so that -70 mV is rest) is simulated at dt 0.025 ms under steps
+    of `DEMO_STEPS` nA from 20 to 170 ms (200 ms sweeps; `small`: 10 to 60 ms of 80 ms, one
+    segment per section); the somatic potential is sampled every 0.1 ms and Gaussian noise
+    of `noise_mv` mV added.
 
     Returns:
-        Summary dict (spike count, rest mV, input resistance MOhm, fitted vs true values).
+        A Recording (t ms, i nA, v mV) with protocol "steps" and sweep ids 0, 1, ...
     """
-    import optax
+    from .fit import balance_leak
+    from .io import Recording
+    from .solve import simulate
+    from .stimulus import CurrentClamp, Sampled
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    say = print if verbose else (lambda *a, **k: None)
-    cell = demo_cell()
-    comps = cell.comps
-    soma = 0
-    dend = cell.nearest("tuft", 700.0)
-    say(f"Reduced pyramidal cell: {comps.n} nodes, {len(comps.nseg)} sections, "
-        "Pospischil RS channels.")
+    t1, on, off = (80.0, 10.0, 60.0) if small else (200.0, 20.0, 170.0)
+    dt_rec, dt = 0.1, 0.025
+    t = np.arange(int(round(t1 / dt_rec)) + 1) * dt_rec
+    amps = np.asarray(DEMO_STEPS)
+    i = np.where((t >= on) & (t < off), 1.0, 0.0)[None, :] * amps[:, None]
+    cell = balance_leak(demo_cell(small), DEMO_PASSIVE["v_rest"])
+    template = Sampled(t, np.zeros_like(t))
 
-    record = {"soma": cell.probe("v", index=soma), "dend": cell.probe("v", index=dend)}
-    t_start = time.perf_counter()
-    sol = simulate(cell, stimulus.step(soma, 0.3, 20.0, 150.0), t1=200.0, dt=0.025, record=record)
-    v_soma = np.asarray(sol["soma"])[:, 0]
-    v_dend = np.asarray(sol["dend"])[:, 0]
-    t = np.asarray(sol.ts)
-    sim_s = time.perf_counter() - t_start
-    spikes = spike_times(t, v_soma)
+    @eqx.filter_jit
+    def run(i_all):
+        def one(i_k):
+            wf = eqx.tree_at(lambda w: w.i, template, i_k)
+            sol = simulate(cell, CurrentClamp(0, wf), t1=float(t[-1]), dt=dt,
+                           record=cell.probe("v", index=0), record_every=4)
+            return sol["v"][:, 0]
 
-    # input resistance from a small hyperpolarising step (steady state after 150 ms)
-    hyper = simulate(cell, stimulus.step(soma, -0.02, 0.0, 200.0), t1=200.0, dt=0.025)
-    v_h = np.asarray(hyper["v"])[:, 0]
-    rest = float(v_soma[0])
-    r_in = float((v_h[-1] - rest) / -0.02)
+        return jax.vmap(one)(i_all)
 
-    # fit: recover soma g_na, g_k and the leak from the somatic trace, from a perturbed start
-    names = ("PospischilNa.g_na", "PospischilKd.g_k", "Leak.g")
-    soma_mask = comps.mask(["soma", "axon"])
-    masks = (soma_mask, soma_mask, comps.mask("all"))
-    truth = jnp.array([float(cell.get(n)[soma]) for n in names])
-    # fit trace: a brief pulse evoking one action potential (Na, K), then a hyperpolarising
-    # step (leak); one spike keeps the voltage loss smooth in the parameters
-    fit_t1 = 100.0
-    stim = [stimulus.step(soma, 1.0, 10.0, 2.0), stimulus.step(soma, -0.05, 40.0, 50.0)]
-    target = simulate(cell, stim, t1=fit_t1, dt=0.025, record=record["soma"])["v"][:, 0]
+    v = np.asarray(run(i))
+    v = v + noise_mv * np.random.default_rng(seed).standard_normal(v.shape)
+    return Recording(t, i, v, protocol="steps",
+                     metadata={"source": "jaxdend demo: simulated reduced pyramidal cell",
+                               "noise_mV": noise_mv})
 
-    def with_params(log_p):
-        c = cell
-        for name, lp, mask in zip(names, log_p, masks):
-            c = c.set(name, jnp.exp(lp), where=mask)
-        return c
 
-    def loss(log_p):
-        v = simulate(with_params(log_p), stim, t1=fit_t1, dt=0.025, record=record["soma"])["v"]
-        return jnp.mean((v[:, 0] - target) ** 2)
+def demo_config(*, small: bool = False, fit_steps: int | None = None) -> dict:
+    """The embedded fit configuration of the demo (a dict of the TOML schema).
 
-    start = jnp.log(truth * jnp.array([1.1, 0.9, 1.2]))
-    opt = optax.adam(0.02)
-    state = opt.init(start)
-    value_and_grad = jax.jit(jax.value_and_grad(loss))
-
-    @jax.jit
-    def update(p, s):
-        val, g = value_and_grad(p)
-        upd, s = opt.update(g, s, p)
-        return optax.apply_updates(p, upd), s, val
-
-    p = start
-    t_fit = time.perf_counter()
-    history = []
-    for k in range(fit_steps):
-        p, state, val = update(p, state)
-        history.append(float(val))
-        if verbose and (k % 10 == 0 or k == fit_steps - 1):
-            say(f"  fit step {k:3d}: voltage MSE {float(val):.4g} mV^2")
-    fit_s = time.perf_counter() - t_fit
-    fitted = np.exp(np.asarray(p))
-    final_loss = float(loss(p))
-
-    summary = {
-        "n_nodes": comps.n,
-        "spike_count": int(spikes.size),
-        "first_spike_ms": float(spikes[0]) if spikes.size else None,
-        "rest_mV": rest,
-        "input_resistance_MOhm": r_in,
-        "simulate_s": sim_s,
-        "fit_s": fit_s,
-        "fit_final_mse_mV2": final_loss,
-        "fit": {
-            n: {"true": float(tv), "start": float(np.exp(s)), "fitted": float(f)}
-            for n, tv, s, f in zip(names, np.asarray(truth), np.asarray(start), fitted)
+    Args:
+        small: shorter sweeps and fewer steps (tests).
+        fit_steps: optimiser steps of each stage (default 15 L-BFGS and 120 Adam; small: 3).
+    """
+    d, p = DEMO_DENSITIES, DEMO_PASSIVE
+    t1 = 80.0 if small else 200.0
+    steps = fit_steps if fit_steps is not None else (3 if small else None)
+    held = [k for k in range(len(DEMO_STEPS)) if k not in DEMO_FIT["passive"] + DEMO_FIT[
+        "active"]]
+    start = {k: v[1] for k, v in DEMO_FITTED.items()}
+    return {
+        "name": "demo",
+        "recording": {
+            "spike_threshold": -20.0,
+            "protocols": {"steps": {"window": [0.0, t1],
+                                    "fit": list(DEMO_FIT["passive"] + DEMO_FIT["active"]),
+                                    "holdout": held}},
         },
+        "morphology": {"builder": "reduced_pyramidal", **({"nseg": 1} if small else {})},
+        "cell": {"cm": p["cm"], "ra": p["ra"], "celsius": p["celsius"],
+                 "v_init": p["v_rest"], "balance_leak": True},
+        "channels": [
+            {"type": "Leak", "g": d["g_l"], "e": p["v_rest"]},
+            {"type": "PospischilNa", "g_na": d["dend_g_na"]},
+            {"type": "PospischilKd", "g_k": d["dend_g_k"]},
+            {"type": "PospischilNa", "where": _AXO_SOMATIC, "g_na": d["soma_g_na"]},
+            {"type": "PospischilKd", "where": _AXO_SOMATIC, "g_k": d["soma_g_k"]},
+            {"type": "PospischilM", "where": _AXO_SOMATIC, "g_k": d["soma_g_m"]},
+        ],
+        "stage": [
+            {"name": "passive", "protocols": ["steps"],
+             "sweeps": {"steps": list(DEMO_FIT["passive"])}, "dt": 0.1,
+             "optimizer": "lbfgs", "steps": steps or 15,
+             "parameters": {
+                 "Leak.g": {"bounds": [1e-5, 1e-3], "log": True, "init": start["Leak.g"]},
+                 "cm": {"bounds": [0.3, 3.0], "log": True, "init": start["cm"]}},
+             "loss": {"voltage": {"weight": 1.0}}},
+            {"name": "active", "protocols": ["steps"],
+             "sweeps": {"steps": list(DEMO_FIT["active"])}, "dt": 0.025,
+             "optimizer": "adam", "learning_rate": 0.1, "steps": steps or 120,
+             "parameters": {
+                 "PospischilNa.g_na": {"bounds": [0.01, 0.5], "log": True, "where":
+                                       _AXO_SOMATIC, "init": start["PospischilNa.g_na"],
+                                       "label": "PospischilNa.g_na"},
+                 "PospischilKd.g_k": {"bounds": [0.002, 0.2], "log": True, "where":
+                                      _AXO_SOMATIC, "init": start["PospischilKd.g_k"],
+                                      "label": "PospischilKd.g_k"}},
+             # spike times, smooth spike count and first-spike latency, plus the whole trace
+             # with a small weight (it carries the spike shape)
+             "loss": {"spikes": {"weight": 1.0, "tau": 2.0},
+                      "features": {"weight": 1.0, "scales": {"spike_count": 0.5,
+                                                             "first_spike_latency": 1.0}},
+                      "voltage": {"weight": 0.02}}},
+        ],
+        "evaluation": {"dt": 0.025, "after_each_stage": not small},
+        "output": {"folder": "demo_output", "format": "npz", "plots": True},
     }
-    first = summary["first_spike_ms"]
-    first_txt = f" (first at {first:.2f} ms)" if spikes.size else ""
-    say(f"Spikes: {summary['spike_count']}{first_txt}")
-    say(f"Resting potential: {rest:.2f} mV; input resistance: {r_in:.1f} MOhm")
-    say(f"Simulation of 200 ms (incl. compilation): {sim_s:.2f} s")
-    say(f"Fit of soma g_na, g_k and the leak ({fit_steps} Adam steps, {fit_s:.1f} s):")
-    for n, row in summary["fit"].items():
-        err = 100 * (row["fitted"] / row["true"] - 1)
-        say(f"  {n:18s} true {row['true']:.5g}  start {row['start']:.5g}  fitted "
-            f"{row['fitted']:.5g} S/cm^2  ({err:+.1f} %)")
 
-    try:
-        import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # plotting is optional
-        say("matplotlib not installed: no plot written (pip install 'jaxdend[plot]').")
-        return summary
-    fitted_v = simulate(with_params(p), stim, t1=fit_t1, dt=0.025, record=record["soma"])["v"]
-    t_fit_trace = np.arange(fitted_v.shape[0]) * 0.025
-    fig, axes = plt.subplots(2, 1, figsize=(8, 6))
-    axes[0].plot(t, v_soma, label="soma")
-    axes[0].plot(t, v_dend, label=f"tuft ({comps.distance[dend]:.0f} um)")
-    axes[0].set_ylabel("V (mV)")
-    axes[0].legend()
-    axes[0].set_title("Reduced pyramidal cell, 0.3 nA step at the soma")
-    axes[1].plot(t_fit_trace, np.asarray(target), "k", label="target (true parameters)")
-    axes[1].plot(t_fit_trace, np.asarray(fitted_v)[:, 0], "r--", label="fitted")
-    axes[1].set_title("Fit of soma Na/K and leak from a perturbed start")
-    axes[1].set_xlabel("t (ms)")
-    axes[1].set_ylabel("V soma (mV)")
-    axes[1].legend()
-    fig.tight_layout()
-    path = out / "demo.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    say(f"Plot written to {path}")
-    say("Note: a parameter the trace barely constrains can stay off even when the fitted "
-        "trace matches (final MSE above); more protocols (e.g. spike trains) pin it down.")
+def run_demo(out: str | Path = "demo_output", fit_steps: int | None = None,
+             verbose: bool = True, small: bool = False) -> dict:
+    """Generate the synthetic recording, fit it through the pipeline, print and save a table.
+
+    Args:
+        out: output folder (plots, predictions, result.json, summary.json).
+        fit_steps: optimiser steps of each stage (default: the configuration's 15 L-BFGS and
+            120 Adam steps).
+        verbose: print progress and the table.
+        small: short sweeps and 3 steps (for tests).
+
+    Returns:
+        Summary dict: "fit" name -> {"true", "start", "fitted", "unit", "error_percent"},
+        "evaluation" (held-out metrics), "seconds".
+    """
+    from .fit import run_config
+
+    say = print if verbose else (lambda *a, **k: None)
+    t0 = time.perf_counter()
+    say("jaxdend demo: a reduced pyramidal cell (Pospischil RS channels) generates a "
+        "recording of current steps; the pipeline fits it from a perturbed start.")
+    from .io import write_npz
+
+    rec = demo_recording(small=small)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    rec_path = write_npz(Path(out) / "demo_recording.npz", {"steps": rec})
+    say(f"synthetic recording: {rec.n_sweeps} sweeps of {rec.duration:g} ms, steps "
+        f"{', '.join(f'{a:+g}' for a in DEMO_STEPS)} nA (saved to {rec_path}; "
+        "configs/demo.toml refits it from there)")
+    result = run_config(demo_config(small=small, fit_steps=fit_steps), out=out,
+                        recordings={"steps": rec}, progress=False, verbose=verbose)
+    fitted = result.values()
+    rows = {}
+    for name, (true, start, unit) in DEMO_FITTED.items():
+        key = next(k for k in fitted if k.split("/", 1)[1].startswith(name))
+        value = float(fitted[key]["value"])
+        rows[name] = {"true": true, "start": start, "fitted": value, "unit": unit,
+                      "error_percent": 100.0 * (value / true - 1.0)}
+    say("\nrecovered vs true parameters:")
+    say("| parameter | true | start | fitted | error |")
+    say("|---|---|---|---|---|")
+    for name, r in rows.items():
+        say(f"| {name} | {r['true']:.4g} {r['unit']} | {r['start']:.4g} | {r['fitted']:.4g} | "
+            f"{r['error_percent']:+.1f} % |")
+    hs = result.evaluation["holdout_summary"]
+    say(f"held-out steps: subthreshold RMSE {hs['subthreshold_rmse_mV']:.2f} mV, mean "
+        f"|spike-count error| {hs['abs_spike_count_error']:.2f}, mean |first-spike latency "
+        f"error| {_fmt(hs['abs_latency_error_ms'])} ms")
+    summary = {"fit": rows, "evaluation": result.evaluation, "small": small,
+               "seconds": time.perf_counter() - t0, "out": str(result.out)}
+    path = Path(out) / "summary.json"
+    path.write_text(json.dumps(_clean(summary), indent=1) + "\n")
+    say(f"demo done in {summary['seconds']:.0f} s; plots in {Path(out) / 'plots'}, "
+        f"summary in {path}")
     return summary
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _clean(x):
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x

@@ -84,6 +84,7 @@ NEURON_MECHANISMS: dict[str, tuple[str, dict[str, str] | None]] = {
     "PospischilM": ("jd_pm", None),
     "MainenNa": ("jd_mna", None),
     "MainenKv": ("jd_mkv", None),
+    "Ih": ("jd_ih", None),
 }
 _ION_PARAMS = {"e_na": "ena", "e_k": "ek"}
 

@@ -20,6 +20,7 @@ from jaxdend.channels import (
     ALL_CHANNELS,
     HH,
     AbstractChannel,
+    Ih,
     Leak,
     MainenKv,
     MainenNa,
@@ -39,6 +40,7 @@ SINGULAR_V: dict[type[AbstractChannel], tuple[float, ...]] = {
     PospischilM: (-35.0,),  # not singular; centre of p_inf and tau_p
     MainenNa: (-25.0, -40.0, -65.0),  # v + vshift = tha (m), thi1 (ah), thi2 (bh)
     MainenKv: (25.0,),  # v = tha
+    Ih: (-154.9,),  # alpha: v + 154.9 = 0
 }
 CELSIUS = 23.0
 

@@ -9,6 +9,7 @@ from ._base import exp_euler_gates as exp_euler_gates
 from ._hh import HH as HH
 from ._hh import Leak as Leak
 from ._hh import vtrap as vtrap
+from ._ih import Ih as Ih
 from ._mainen import MainenKv as MainenKv
 from ._mainen import MainenNa as MainenNa
 from ._mainen import trap0 as trap0
@@ -25,4 +26,5 @@ ALL_CHANNELS: tuple[type[AbstractChannel], ...] = (
     PospischilM,
     MainenNa,
     MainenKv,
+    Ih,
 )

@@ -52,3 +52,15 @@ from ._params import trainable as trainable
 from ._params import unwrap as unwrap
 from ._params import values as values
 from ._params import wrap as wrap
+from ._pipeline import ConfigError as ConfigError
+from ._pipeline import FitConfig as FitConfig
+from ._pipeline import Pipeline as Pipeline
+from ._pipeline import PipelineResult as PipelineResult
+from ._pipeline import StageProblem as StageProblem
+from ._pipeline import StageResult as StageResult
+from ._pipeline import balance_leak as balance_leak
+from ._pipeline import load_config as load_config
+from ._pipeline import run_config as run_config
+from ._pipeline import simulate_config as simulate_config
+from ._pipeline import summarize_metrics as summarize_metrics
+from ._pipeline import sweep_metrics as sweep_metrics
