@@ -94,8 +94,11 @@ class TreePlan:
 
 
 # Longest chain piece eliminated in one vectorised sweep; longer chains are cut by promoting
-# every (_CHAIN_MAX + 1)-th node to a separator of the reduced tree.
-_CHAIN_MAX = 6
+# every (max_len + 1)-th node to a separator of the reduced tree. max_len follows the tree:
+# the 75th percentile of its unbranched chain lengths, within these bounds (cutting typical
+# chains adds separators to the sequential part, long pieces add unrolled sweep positions;
+# measured on C060114A5 at d_lambda 0.1 and nseg 2 or 5, and on binary trees).
+_CHAIN_MIN, _CHAIN_MAX = 4, 8
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -133,14 +136,21 @@ class _Chains:
     inverse: np.ndarray
 
     @classmethod
-    def build(cls, parent: np.ndarray, max_len: int = _CHAIN_MAX) -> _Chains | None:
-        """The layout, or None when chain reduction would not pay (small or bushy trees)."""
+    def build(cls, parent: np.ndarray, max_len: int | None = None) -> _Chains | None:
+        """The layout, or None when chain reduction would not pay (small or bushy trees).
+
+        Args:
+            parent: Hines-ordered parent array.
+            max_len: longest chain piece (None: from the tree's chain lengths, see above).
+        """
         n = parent.shape[0]
         if n < 64:
             return None
         nchild = np.bincount(parent[1:], minlength=n)
         sep = nchild >= 2
         sep[0] = True
+        if max_len is None:
+            max_len = _natural_max_len(parent, sep)
         run = np.zeros(n, np.int64)  # position of a chain node within its chain piece
         for i in range(1, n):
             if sep[i]:
@@ -205,6 +215,23 @@ class _Chains:
         reduced = TreePlan(red_parent, (), (), "sequential")
         return cls(sep_idx, reduced, nodes, tail_bottom, top_tab, above, direct, top_sep,
                    bot_sep, inverse)
+
+
+def _natural_max_len(parent: np.ndarray, sep: np.ndarray) -> int:
+    """75th percentile of the lengths of the unbranched chains between branch points (nodes
+    with one child, counted from a branch point or the root), clipped to [4, 8]."""
+    run = np.zeros(parent.shape[0], np.int64)
+    for i in range(1, parent.shape[0]):
+        if not sep[i]:
+            run[i] = 1 if sep[parent[i]] else run[parent[i]] + 1
+    child_is_chain = np.zeros(parent.shape[0], bool)
+    child_is_chain[parent[1:][~sep[1:]]] = True
+    tails = np.nonzero(~sep & ~child_is_chain)[0]
+    tails = tails[tails > 0]
+    if tails.size == 0:
+        return _CHAIN_MIN
+    p75 = int(np.ceil(np.percentile(run[tails], 75)))
+    return int(np.clip(p75, _CHAIN_MIN, _CHAIN_MAX))
 
 
 def _solve_sequential(plan: TreePlan, d, g, b):
