@@ -17,21 +17,19 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from ..fit import FitResult, NonFiniteLossError, unwrap
-from ..fit._fit import _check_loss, _check_model, _draw_starts, _optimizer, _Progress, _strong
+from ..fit import FitResult, NonFiniteLossError
+from ..fit._fit import (
+    _check_loss,
+    _check_model,
+    _draw_starts,
+    _optimizer,
+    _pick,
+    _Progress,
+    _step_core,
+    _strong,
+)
 from ._shard import batch_mesh, n_devices, pad_batch, shard_batch, sharded_vmap, to_host
-
-
-def _pick(ok, new, old):
-    def sel(a, b):
-        if not eqx.is_array(a):
-            return a
-        c = ok.reshape(ok.shape + (1,) * (a.ndim - ok.ndim))
-        return jnp.where(c, a, b)
-
-    return jax.tree_util.tree_map(sel, new, old)
 
 
 def fit_starts(
@@ -97,24 +95,10 @@ def fit_starts(
     k_pad = int(jax.tree_util.tree_leaves(params)[0].shape[0])
     best_params = params
     best_losses = jnp.full((k_pad,), jnp.inf, dtype=float)
-    extra = isinstance(opt, optax.GradientTransformationExtraArgs)
-    with_fn = extra and not isinstance(optimizer, dict)
+    step_core = _step_core(loss_fn, opt, optimizer)
 
     def core(p, s, static):
-        def loss_of(p):
-            return loss_fn(unwrap(eqx.combine(p, static)))
-
-        val, g = eqx.filter_value_and_grad(loss_of)(p)
-        leaves = jax.tree_util.tree_leaves(g)
-        ok = jnp.isfinite(val) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-        g = jax.tree_util.tree_map(lambda x: jnp.where(ok, x, 0.0), g)
-        if with_fn:
-            upd, s2 = opt.update(g, s, p, value=val, grad=g, value_fn=loss_of)
-        elif extra:
-            upd, s2 = opt.update(g, s, p, value=val)
-        else:
-            upd, s2 = opt.update(g, s, p)
-        return val, ok, eqx.apply_updates(p, upd), s2
+        return step_core(p, s, static)[:4]  # line-search counts are not reported here
 
     run = sharded_vmap(core, mesh, in_axes=(0, 0, None))
 

@@ -297,6 +297,52 @@ class _Progress:
 
 
 # ----------------------------------------------------------------------------- fit
+def _step_core(loss_fn, opt, optimizer):
+    """One optimisation step of the trainable leaves `p` (optimiser state `s`):
+    ``core(p, s, static) -> (loss, finite?, new p, new s, line-search evaluations)``; a
+    non-finite loss or gradient gives a zero update (the caller keeps the old values)."""
+    extra = isinstance(opt, optax.GradientTransformationExtraArgs)
+    # value_fn/grad let line-search optimisers (optax.lbfgs) work; others ignore them
+    with_fn = extra and not isinstance(optimizer, Mapping)
+
+    def core(p, s, static):
+        def loss_of(p):
+            return loss_fn(unwrap(eqx.combine(p, static)))
+
+        val, g = eqx.filter_value_and_grad(loss_of)(p)
+        leaves = jax.tree_util.tree_leaves(g)
+        ok = jnp.isfinite(val) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+        g = jax.tree_util.tree_map(lambda x: jnp.where(ok, x, 0.0), g)
+        if with_fn:
+            upd, s2 = opt.update(g, s, p, value=val, grad=g, value_fn=loss_of)
+        elif extra:
+            upd, s2 = opt.update(g, s, p, value=val)
+        else:
+            upd, s2 = opt.update(g, s, p)
+        n_ls = jnp.zeros((), int)
+        if with_fn:  # evaluations made by a line search (optax.lbfgs reports them)
+            try:
+                found = optax.tree_utils.tree_get(s2, "num_linesearch_steps", None)
+            except KeyError:
+                found = None
+            if found is not None:
+                n_ls = jnp.asarray(found, int)
+        return val, ok, eqx.apply_updates(p, upd), s2, n_ls
+
+    return core
+
+
+def _pick(ok, new, old):
+    """Leaves of `new` where `ok` (per start: leading axis), else of `old`."""
+    def sel(a, b):
+        if not eqx.is_array(a):
+            return a
+        c = ok.reshape(ok.shape + (1,) * (a.ndim - ok.ndim))
+        return jnp.where(c, a, b)
+
+    return jax.tree_util.tree_map(sel, new, old)
+
+
 def fit(
     loss_fn: Callable[[Any], Any],
     model,
@@ -394,44 +440,8 @@ def fit(
     opt_state = _strong(opt_state)
     best_params = params
     best_losses = jnp.full((k,) if multi else (), jnp.inf, dtype=float)
-    extra = isinstance(opt, optax.GradientTransformationExtraArgs)
-    # value_fn/grad let line-search optimisers (optax.lbfgs) work; others ignore them
-    with_fn = extra and not isinstance(optimizer, Mapping)
-
-    def core(p, s, static):
-        def loss_of(p):
-            return loss_fn(unwrap(eqx.combine(p, static)))
-
-        val, g = eqx.filter_value_and_grad(loss_of)(p)
-        leaves = jax.tree_util.tree_leaves(g)
-        ok = jnp.isfinite(val) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-        g = jax.tree_util.tree_map(lambda x: jnp.where(ok, x, 0.0), g)
-        if with_fn:
-            upd, s2 = opt.update(g, s, p, value=val, grad=g, value_fn=loss_of)
-        elif extra:
-            upd, s2 = opt.update(g, s, p, value=val)
-        else:
-            upd, s2 = opt.update(g, s, p)
-        n_ls = jnp.zeros((), int)
-        if with_fn:  # evaluations made by a line search (optax.lbfgs reports them)
-            try:
-                found = optax.tree_utils.tree_get(s2, "num_linesearch_steps", None)
-            except KeyError:
-                found = None
-            if found is not None:
-                n_ls = jnp.asarray(found, int)
-        return val, ok, eqx.apply_updates(p, upd), s2, n_ls
-
+    core = _step_core(loss_fn, opt, optimizer)
     run = eqx.filter_vmap(core, in_axes=(0, 0, None)) if multi else core
-
-    def _pick(ok, new, old):
-        def sel(a, b):
-            if not eqx.is_array(a):
-                return a
-            c = ok.reshape(ok.shape + (1,) * (a.ndim - ok.ndim))
-            return jnp.where(c, a, b)
-
-        return jax.tree_util.tree_map(sel, new, old)
 
     @eqx.filter_jit
     def step(p, s, bp, bl, static):
