@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import jax
 import numpy as np
 
@@ -31,3 +35,14 @@ def hh_cell(morph, **discretize_kwargs) -> jd.Cell:
     """A cell with NEURON's hh everywhere (Ra 100 Ohm cm, cm 1 uF/cm^2, 6.3 degC)."""
     comps = jd.discretize(morph, **discretize_kwargs)
     return jd.Cell(comps, ra=100.0, cm=1.0).insert(jd.channels.HH())
+
+
+def load_benchmark(name: str):
+    """Import the benchmark script ``benchmarks/<name>.py`` as a module (tests reuse its
+    set-ups at small sizes). Registered in sys.modules: dataclasses look their module up."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod

@@ -13,15 +13,12 @@ Units: ms, mV, um, nS.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import load_benchmark
 
 import jaxdend as jd
 from jaxdend.synapses import AMPA, GABAA, NMDA, Input, SpikeTrains, place
@@ -199,19 +196,10 @@ def test_shunting_near_divides_more_than_far(shunting):
 
 
 # ------------------------------------------------------------------- 3. real cell vs data
-def _validation_module():
-    path = Path(__file__).parents[1] / "benchmarks" / "dendritic_validation.py"
-    spec = importlib.util.spec_from_file_location("dendritic_validation", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def real_cell(shared_data):
     """The coarse (~60 um segments) C060114A5 validation model and its comparison rows."""
-    dv = _validation_module()
+    dv = load_benchmark("dendritic_validation")
     model = dv.load_model(shared_data, quick=True)
     data = dv.load_data(shared_data)
     result = dv.validate(model, data, max_sites=40)

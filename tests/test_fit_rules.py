@@ -6,16 +6,14 @@ parameters and reject the swapped rule assignment on held-out data; the pairing 
 must turn into the right spike times and a short Graupner-Brunel fit must lower chi^2.
 """
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import load_benchmark
 
 import jaxdend as jd
 from jaxdend.plasticity import (
@@ -38,18 +36,7 @@ from jaxdend.plasticity import (
 )
 from jaxdend.synapses import AMPA, NMDA, Input, SpikeTrains, place
 
-_PATH = Path(__file__).parents[1] / "benchmarks" / "fit_rules.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("fit_rules_benchmark", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fr = _load()
+fr = load_benchmark("fit_rules")
 
 DT = 0.025  # ms
 T = 400.0  # ms

@@ -6,25 +6,12 @@ marked slow. Thresholds come from seeds 0-4 (quick) and 0-1 (full) of the benchm
 margin; the measures themselves are checked on hand-made trains first.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import load_benchmark
 
-_PATH = Path(__file__).parents[1] / "benchmarks" / "two_rules.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("two_rules_benchmark", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-tr = _load()
+tr = load_benchmark("two_rules")
 
 
 # ----------------------------------------------------------------------------- measures
