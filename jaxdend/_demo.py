@@ -33,7 +33,7 @@ DEMO_DENSITIES = {"soma_g_na": 0.1, "soma_g_k": 0.02, "soma_g_m": 7e-5, "dend_g_
 #: Passive properties of the demo cell: cm uF/cm^2, ra Ohm cm, rest mV, temperature degC.
 DEMO_PASSIVE = {"cm": 1.0, "ra": 150.0, "v_rest": -70.0, "celsius": 36.0}
 #: Step amplitudes (nA) of the synthetic protocol, and which are fitted / held out.
-DEMO_STEPS = (-0.1, -0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+DEMO_STEPS = (-0.1, -0.05, 0.1, 0.2, 0.3, 0.35, 0.4)
 DEMO_FIT = {"passive": (0,), "active": (4, 6)}  # sweep ids (= positions)
 #: Fitted parameters: name in the config -> (true value, start value, unit).
 DEMO_FITTED = {
@@ -51,7 +51,9 @@ def demo_cell(small: bool = False) -> Cell:
     Args:
         small: one segment per section (tests) instead of NEURON's d_lambda = 0.1 rule.
     """
-    comps = discretize(reduced_pyramidal(), nseg=1 if small else None)
+    # d_lambda with the cell's own ra and cm, as the fit pipeline (and NEURON) discretise it
+    comps = discretize(reduced_pyramidal(), ra=DEMO_PASSIVE["ra"], cm=DEMO_PASSIVE["cm"],
+                       nseg=1 if small else None)
     d, p = DEMO_DENSITIES, DEMO_PASSIVE
     cell = Cell(comps, cm=p["cm"], ra=p["ra"], celsius=p["celsius"], v_init=p["v_rest"])
     cell = cell.insert(channels.Leak(g=d["g_l"], e=p["v_rest"]))
@@ -108,10 +110,10 @@ def demo_config(*, small: bool = False, fit_steps: int | None = None) -> dict:
 
     Args:
         small: shorter sweeps and fewer steps (tests).
-        fit_steps: optimiser steps of each stage (default 15 L-BFGS and 120 Adam; small: 3).
+        fit_steps: optimiser steps of each stage (default 15 L-BFGS and 100 Adam; small: 3).
     """
     d, p = DEMO_DENSITIES, DEMO_PASSIVE
-    t1 = 80.0 if small else 200.0
+    t1, on = (80.0, 10.0) if small else (200.0, 20.0)  # sweep length, step onset (ms)
     steps = fit_steps if fit_steps is not None else (3 if small else None)
     held = [k for k in range(len(DEMO_STEPS)) if k not in DEMO_FIT["passive"] + DEMO_FIT[
         "active"]]
@@ -145,7 +147,7 @@ def demo_config(*, small: bool = False, fit_steps: int | None = None) -> dict:
              "loss": {"voltage": {"weight": 1.0}}},
             {"name": "active", "protocols": ["steps"],
              "sweeps": {"steps": list(DEMO_FIT["active"])}, "dt": 0.025,
-             "optimizer": "adam", "learning_rate": 0.1, "steps": steps or 120,
+             "optimizer": "adam", "learning_rate": 0.05, "steps": steps or 100,
              "parameters": {
                  "PospischilNa.g_na": {"bounds": [0.01, 0.5], "log": True, "where":
                                        _AXO_SOMATIC, "init": start["PospischilNa.g_na"],
@@ -153,12 +155,15 @@ def demo_config(*, small: bool = False, fit_steps: int | None = None) -> dict:
                  "PospischilKd.g_k": {"bounds": [0.002, 0.2], "log": True, "where":
                                       _AXO_SOMATIC, "init": start["PospischilKd.g_k"],
                                       "label": "PospischilKd.g_k"}},
-             # spike times, smooth spike count and first-spike latency, plus the whole trace
-             # with a small weight (it carries the spike shape)
-             "loss": {"spikes": {"weight": 1.0, "tau": 2.0},
-                      "features": {"weight": 1.0, "scales": {"spike_count": 0.5,
-                                                             "first_spike_latency": 1.0}},
-                      "voltage": {"weight": 0.02}}},
+             # spike times and the trace (small weight: it carries the spike shape) over the
+             # first 40 ms of the step, and the first-spike latency. Over the whole 150 ms
+             # train (30-37 spikes) a few % of g_na shift the late spikes by a whole interval:
+             # that loss is not monotone beyond +-10 % and its gradient at the start points
+             # away from the truth; over 40 ms it is monotone on every line through the truth
+             # within -30..+40 % (benchmarks/demo_landscape.py).
+             "loss": {"spikes": {"weight": 1.0, "tau": 2.0, "window": [on, on + 40.0]},
+                      "features": {"weight": 1.0, "scales": {"first_spike_latency": 1.0}},
+                      "voltage": {"weight": 0.02, "window": [on - 5.0, on + 40.0]}}},
         ],
         "evaluation": {"dt": 0.025, "after_each_stage": not small},
         "output": {"folder": "demo_output", "format": "npz", "plots": True},
@@ -172,7 +177,7 @@ def run_demo(out: str | Path = "demo_output", fit_steps: int | None = None,
     Args:
         out: output folder (plots, predictions, result.json, summary.json).
         fit_steps: optimiser steps of each stage (default: the configuration's 15 L-BFGS and
-            120 Adam steps).
+            100 Adam steps).
         verbose: print progress and the table.
         small: short sweeps and 3 steps (for tests).
 

@@ -24,7 +24,13 @@ two samples):
   between the upward and downward crossings of (peak + onset) / 2 (interpolated), AHP depth
   = onset voltage - trough (minimum of v between the peak and the next crossing, or the end
   of the window). `ap_amplitude`, `ap_half_width`, `ahp_depth` average over the spikes (0
-  when there is none).
+  when there is none). The onset voltage is v (linear between samples) where the slope,
+  linear between the midpoints of the sample pairs, reaches `dvdt_threshold`: it is
+  continuous as a spike moves across the sample grid (the onset sample itself jumps by
+  about dvdt_threshold x dt, 2 mV at 20 mV/ms and 0.1 ms). Peak and trough are samples: at
+  0.1 ms sampling a fast AP's peak sample moves by ~1 mV with the sub-sample phase of the
+  spike (the vertex of a parabola through three samples moves twice as much), so
+  amplitude, half-width and AHP gradients of long spike trains on coarse grids are noisy.
 - input resistance: (steady-state voltage - baseline) / step amplitude (MOhm).
 - membrane time constant: -1 / slope of ``log(1 - f(t))`` fitted by least squares over the
   samples of the charging curve ``f = (v - baseline) / (v_extreme - baseline)`` between
@@ -271,11 +277,19 @@ def _spike_shapes(t, v, threshold, dvdt_threshold, start, end, m):
     qp = q[:-1]
     onset_seg = jax.ops.segment_max(jnp.where(cand, jnp.arange(n - 1), -1), qp,
                                     num_segments=m + 1)
-    onset_idx = jnp.where(onset_seg[:m] >= 0, onset_seg[:m], tidx[:m])
-    onset_idx = jnp.clip(onset_idx, 0, n - 1)
+    by_slope = onset_seg[:m] >= 0
+    onset_idx = jnp.clip(jnp.where(by_slope, onset_seg[:m], tidx[:m]), 0, n - 1)
     safe_p = jnp.clip(pidx, 0, n - 1)
     peak = v[safe_p]
-    onset = v[onset_idx]
+    # onset by slope: the slope is linear between the pair midpoints i - 1/2 and i + 1/2 and
+    # reaches dvdt_threshold at tau (samples from i); v is linear between samples there
+    i0, i1 = jnp.clip(onset_idx - 1, 0, n - 1), jnp.clip(onset_idx, 0, n - 2)
+    s0, s1 = slope[i0], slope[i1]
+    ds = jnp.where(by_slope & (s1 > s0), s1 - s0, 1.0)
+    tau = jnp.clip(jnp.where(by_slope, (dvdt_threshold - s0) / ds, 0.5), 0.0, 1.0) - 0.5
+    vb = v[onset_idx]
+    v_slope = vb + jnp.where(tau < 0, tau * (vb - v[i0]), tau * (v[i1 + 1] - vb))
+    onset = jnp.where(by_slope, v_slope, vb)
     half = 0.5 * (peak + onset)
     nan = jnp.full((1,), jnp.nan)
     # rising half-level crossing: pairs before peak s (q == s - 1), at/after the onset

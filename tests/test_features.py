@@ -34,11 +34,16 @@ def np_spike_shapes(t, v, thr=0.0, k=20.0):
         for i in range(p - 1, lo - 1, -1):  # last upward slope crossing before the peak
             if i >= 1 and slope[i - 1] < k <= slope[i]:
                 onset = i
+                # the slope (linear between pair midpoints) reaches k at tau samples from i
+                tau = (k - slope[i - 1]) / (slope[i] - slope[i - 1]) - 0.5
+                v_on = v[i] + (tau * (v[i] - v[i - 1]) if tau < 0 else tau * (v[i + 1] - v[i]))
                 break
         if onset is None:  # trough before the spike
             region = np.arange(lo, c + 1)
             onset = region[np.argmin(v[region])]
-        half = 0.5 * (v[p] + v[onset])
+            v_on = v[onset]
+        peak = v[p]
+        half = 0.5 * (peak + v_on)
         rise = [i for i in range(onset, p) if v[i] < half <= v[i + 1]][-1]
         t_rise = t[rise] + (half - v[rise]) / (v[rise + 1] - v[rise]) * (t[rise + 1] - t[rise])
         nxt = cross[s + 1] if s + 1 < cross.size else n - 1
@@ -50,8 +55,8 @@ def np_spike_shapes(t, v, thr=0.0, k=20.0):
             width = t_fall - t_rise
         region = np.arange(p, nxt + 1)
         trough = v[region[np.argmin(v[region])]]
-        rows.append({"peak": v[p], "onset": v[onset], "amplitude": v[p] - v[onset],
-                     "half_width": width, "trough": trough, "ahp_depth": v[onset] - trough})
+        rows.append({"peak": peak, "onset": v_on, "amplitude": peak - v_on,
+                     "half_width": width, "trough": trough, "ahp_depth": v_on - trough})
     return rows
 
 
@@ -187,6 +192,24 @@ def test_features_match_numpy_on_real_recordings(shared_data):
     check_spike_features(t, v, rtol=1e-9)
     lat = float(F.first_spike_latency(t, v, start))
     np.testing.assert_allclose(lat, F.spike_times(t, v)[0] - start, rtol=1e-12)
+
+
+def test_onset_is_continuous_across_the_sample_grid(cell):
+    """A spike sampled at 0.1 ms with 20 sub-sample phases: the interpolated onset voltage
+    moves by well under the onset sample's own jump (about dvdt_threshold x dt = 2 mV)."""
+    sol = jd.simulate(cell, jd.stimulus.step(0, 0.2, 5.0, 40.0), t1=20.0, dt=0.005)
+    t, v = np.asarray(sol.ts), np.asarray(sol["v"][:, 0])
+    interp, sample = [], []
+    for k in range(20):
+        tk, vk = t[k::20], v[k::20]
+        interp.append(float(F.spike_shapes(tk, vk)["onset"][0]))
+        slope = np.diff(vk) / np.diff(tk)
+        up = np.nonzero((slope[:-1] < 20.0) & (slope[1:] >= 20.0))[0]
+        sample.append(vk[up[up + 1 < np.argmax(vk)][-1] + 1])  # the onset sample
+    fine = float(F.spike_shapes(t, v)["onset"][0])
+    assert np.ptp(sample) > 1.0  # the sample grid alone moves the raw onset by > 1 mV
+    assert np.ptp(interp) < 0.25 * np.ptp(sample)
+    np.testing.assert_allclose(np.mean(interp), fine, atol=0.2)
 
 
 def test_spike_times_numpy_unchanged():
