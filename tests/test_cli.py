@@ -141,3 +141,17 @@ def test_demo_command_small(tmp_path, capsys):
     for name in ("Leak.g", "cm"):
         start_err = abs(DEMO_FITTED[name][1] / DEMO_FITTED[name][0] - 1)
         assert abs(summary["fit"][name]["error_percent"]) / 100 < start_err
+
+
+@pytest.mark.slow
+def test_demo_full_size_recovers_parameters(tmp_path):
+    """`make demo` at full size (about 75 s): every fitted parameter within 5 % of the truth
+    from a start 30-60 % off, and the held-out spiking step reproduced."""
+    from jaxdend._demo import run_demo
+
+    summary = run_demo(out=tmp_path, verbose=False)
+    for name, row in summary["fit"].items():
+        assert abs(row["error_percent"]) < 5.0, (name, row)
+    held = summary["evaluation"]["holdout_summary"]
+    assert held["subthreshold_rmse_mV"] < 0.3  # the 0.2 mV noise
+    assert held["abs_spike_count_error"] == 0
