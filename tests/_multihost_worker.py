@@ -28,13 +28,11 @@ def main(argv) -> int:
     jax.config.update("jax_enable_x64", True)
     if multi:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    import jax.numpy as jnp
+    import _batch_cases as cases
     import numpy as np
     import optax
 
-    import jaxdend as jd
     from jaxdend import batch
-    from jaxdend import fit as jf
 
     if multi:
         pid, n_proc, port = int(argv[1]), int(argv[2]), int(argv[3])
@@ -45,44 +43,28 @@ def main(argv) -> int:
         info = batch.init_distributed(num_processes=1)
         devices = 1
     out: dict = {"info": info}
-    cell = jd.Cell(jd.discretize(jd.y_cell(), nseg=3)).insert(jd.channels.HH())
+    cell = cases.y_cell()
 
     # 1. a grid sweep of 10 variants (padded to the device count), spike counts as a feature
-    r = batch.sweep(cell, {"HH.g_na": np.linspace(0.08, 0.16, 5),
-                           "stim.amp": np.array([0.3, 0.8])},
-                    lambda p: jd.stimulus.step(0, p["stim.amp"], 2.0, 20.0), t1=20.0,
-                    where={"HH.g_na": "soma"}, grid=True, batch_size=8,
-                    features={"n": batch.count_spikes()}, devices=devices)
+    r = cases.grid_sweep(cell, devices)
     out["sweep_v"] = np.asarray(r["v"]).tolist()
     out["sweep_n"] = np.asarray(r["n"]).tolist()
 
     # 2. sharded_vmap: each process holds its own blocks; to_host gathers all of them
-    def run(c, g):
-        return jd.simulate(c.set("HH.g_na", g), jd.stimulus.step(0, 0.5, 2.0, 20.0),
-                           t1=20.0)["v"][:, 0]
-
-    g = jnp.linspace(0.08, 0.16, 8)
-    v = jax.jit(batch.sharded_vmap(run, devices, in_axes=(None, 0)))(cell, g)
+    v = jax.jit(batch.sharded_vmap(cases.run_variant, devices, in_axes=(None, 0)))(
+        cell, cases.g_na_values())
     out["vmap_local_shards"] = [list(s.data.shape) for s in v.addressable_shards]
     out["vmap_v"] = batch.to_host(v).tolist()
 
     # 3. a multi-start fit, the starts spread over every device
-    target = jd.simulate(cell, jd.stimulus.step(0, 0.5, 2.0, 10.0), t1=15.0)["v"][:, 0]
-    model = jf.parametrize(cell, {"HH.g_na": jf.Bounded(0.05, 0.3, log=True, where="soma")})
-
-    def fit_loss(c):
-        v = jd.simulate(c, jd.stimulus.step(0, 0.5, 2.0, 10.0), t1=15.0)["v"][:, 0]
-        return jf.voltage_mse(v, target)
-
+    fit_loss, model = cases.fit_problem(cell)
     res = batch.fit_starts(fit_loss, model, optimizer=optax.adam(0.05), steps=4, starts=6,
                            devices=devices)
     out["fit_history"] = np.asarray(res.history).tolist()
     out["fit_best_start"] = int(res.best_start)
 
     # 4. a list of cells of the same morphology with different densities
-    cells = [cell.set("HH.g_k", gk) for gk in (0.03, 0.036, 0.04, 0.045, 0.05)]
-    b = batch.simulate_batch(cells, stimulus=jd.stimulus.step(0, 0.5, 2.0, 20.0), t1=20.0,
-                             devices=devices)
+    b = cases.batch_of_cells(cell, devices)
     out["cells_v"] = np.asarray(b.recordings["v"]).tolist()
     with open(out_path, "w") as f:
         json.dump(out, f)

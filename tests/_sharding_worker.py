@@ -20,6 +20,7 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+import _batch_cases as cases  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
@@ -42,26 +43,19 @@ def identical(a, b) -> bool:
 
 def main() -> int:
     out: dict = {"n_devices": jax.device_count(), "platform": jax.devices()[0].platform}
-    cell = jd.Cell(jd.discretize(jd.y_cell(), nseg=3)).insert(jd.channels.HH())
-    stim = lambda p: jd.stimulus.step(0, p["stim.amp"], 2.0, 20.0)  # noqa: E731
+    cell = cases.y_cell()
 
     # 1. a grid sweep of 10 variants (not a multiple of 4: padded), 4 devices vs 1
-    kw = dict(t1=20.0, where={"HH.g_na": "soma"}, grid=True, batch_size=8,
-              features={"n": batch.count_spikes()})
-    params = {"HH.g_na": np.linspace(0.08, 0.16, 5), "stim.amp": np.array([0.3, 0.8])}
-    r4 = batch.sweep(cell, params, stim, devices=4, **kw)
-    r1 = batch.sweep(cell, params, stim, devices=1, **kw)
+    r4 = cases.grid_sweep(cell, 4)
+    r1 = cases.grid_sweep(cell, 1)
     out["sweep_shape"] = list(r4["v"].shape)
     out["sweep_maxdiff"] = maxdiff((r4.recordings, r4.features), (r1.recordings, r1.features))
     out["sweep_identical"] = identical((r4.recordings, r4.features), (r1.recordings, r1.features))
     out["sweep_spikes"] = r4["n"].tolist()
 
     # 2. the output of sharded_vmap lives on the 4 devices, 2 variants each
-    def run(c, g):
-        return jd.simulate(c.set("HH.g_na", g), jd.stimulus.step(0, 0.5, 2.0, 20.0),
-                           t1=20.0)["v"][:, 0]
-
-    g = jnp.linspace(0.08, 0.16, 8)
+    run = cases.run_variant
+    g = cases.g_na_values()
     v4 = eqx.filter_jit(batch.sharded_vmap(run, 4, in_axes=(None, 0)))(cell, g)
     v1 = eqx.filter_jit(batch.sharded_vmap(run, 1, in_axes=(None, 0)))(cell, g)
     out["vmap_devices"] = sorted(d.id for d in v4.sharding.device_set)
@@ -90,13 +84,7 @@ def main() -> int:
     out["grad_rel"] = float(jnp.max(jnp.abs(grads[4] - grads[1]) / jnp.abs(grads[1])))
 
     # 4. multi-start fit: 6 starts on 4 devices vs jaxdend.fit.fit(starts=6) on one
-    target = jd.simulate(cell, jd.stimulus.step(0, 0.5, 2.0, 10.0), t1=15.0)["v"][:, 0]
-    model = jf.parametrize(cell, {"HH.g_na": jf.Bounded(0.05, 0.3, log=True, where="soma")})
-
-    def fit_loss(c):
-        v = jd.simulate(c, jd.stimulus.step(0, 0.5, 2.0, 10.0), t1=15.0)["v"][:, 0]
-        return jf.voltage_mse(v, target)
-
+    fit_loss, model = cases.fit_problem(cell)
     ref = jf.fit(fit_loss, model, optimizer=optax.adam(0.05), steps=4, starts=6,
                  progress=False)
     sharded = batch.fit_starts(fit_loss, model, optimizer=optax.adam(0.05), steps=4, starts=6,
@@ -107,11 +95,8 @@ def main() -> int:
     out["fit_history_shape"] = list(sharded.history.shape)
 
     # 5. a list of cells (same morphology, different densities), 4 devices vs 1
-    cells = [cell.set("HH.g_k", gk) for gk in (0.03, 0.036, 0.04, 0.045, 0.05)]
-    b4 = batch.simulate_batch(cells, stimulus=jd.stimulus.step(0, 0.5, 2.0, 20.0), t1=20.0,
-                              devices=4)
-    b1 = batch.simulate_batch(cells, stimulus=jd.stimulus.step(0, 0.5, 2.0, 20.0), t1=20.0,
-                              devices=1)
+    b4 = cases.batch_of_cells(cell, 4)
+    b1 = cases.batch_of_cells(cell, 1)
     out["cells_maxdiff"] = maxdiff(b4.recordings, b1.recordings)
 
     # 6. a run-time error in a variant on the last device is raised, not returned as NaN
