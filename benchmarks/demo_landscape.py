@@ -54,11 +54,12 @@ LINES = {"g_na": lambda f: (f, 1.0), "g_k": lambda f: (1.0, f), "both": lambda f
 WHERE = ["soma", "axon"]
 
 
-def stage_loss(loss: dict):
-    """jit-compiled (log g_na, log g_k) -> loss of the demo's active stage with `loss`."""
+def stage_loss(loss: dict, recording):
+    """jit-compiled (log g_na, log g_k) -> loss of the demo's active stage with `loss`, on
+    the demo's `recording`."""
     cfg = _demo.demo_config()
     cfg["stage"][1]["loss"] = copy.deepcopy(loss)
-    pipe = Pipeline(cfg, recordings={"steps": _demo.demo_recording()}, verbose=False)
+    pipe = Pipeline(cfg, recordings={"steps": recording}, verbose=False)
     problem = pipe.stage_problem(1)
     cell = unwrap(problem.model)["cell"]
 
@@ -83,9 +84,10 @@ def main(argv=None):
                     _demo.DEMO_FITTED["PospischilKd.g_k"][1]])
     demo_loss = _demo.demo_config()["stage"][1]["loss"]
     factors = FACTORS["quick" if args.quick else "full"]
+    recording = _demo.demo_recording()  # simulated once, fitted with both losses
     rows = []
     for name, loss in (("whole train", WHOLE_TRAIN), ("demo", demo_loss)):
-        value, grad = stage_loss(loss)
+        value, grad = stage_loss(loss, recording)
         print(f"\nloss {name!r} on lines through the truth (g_na {d['soma_g_na']}, "
               f"g_k {d['soma_g_k']} S/cm^2), factor f:")
         print("| line | " + " | ".join(f"{f:g}" for f in factors) + " |")
