@@ -46,3 +46,14 @@ def load_benchmark(name: str):
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def worker_env() -> dict:
+    """Environment of a JAX worker subprocess: this one's, on the CPU backend, without the
+    XLA_FLAGS of this process (the worker sets its own device count)."""
+    import os
+
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env["JAX_PLATFORMS"] = "cpu"
+    return env

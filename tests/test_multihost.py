@@ -8,13 +8,13 @@ full results, equal to the one-device results bit for bit.
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from _helpers import worker_env
 
 WORKER = Path(__file__).with_name("_multihost_worker.py")
 TIMEOUT_S = 600
@@ -27,10 +27,7 @@ def _free_port() -> int:
 
 
 def _start(args):
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env["JAX_PLATFORMS"] = "cpu"
-    return subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], env=env,
+    return subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], env=worker_env(),
                             cwd=str(WORKER.parents[1]), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 

@@ -6,20 +6,18 @@ process changes) and report their measurements as JSON; the assertions are here.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from _helpers import worker_env
 
 WORKER = Path(__file__).with_name("_sharding_worker.py")
 
 
 def _run_worker() -> dict:
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run([sys.executable, str(WORKER)], capture_output=True, text=True,
-                          timeout=600, env=env, cwd=str(WORKER.parents[1]))
+                          timeout=600, env=worker_env(), cwd=str(WORKER.parents[1]))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, (
         f"worker failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
