@@ -102,3 +102,17 @@ def test_tree_plans_compare_by_value():
     assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
     other = jd.Cell(jd.discretize(jd.y_cell(), nseg=5))
     assert a.plan != other.plan
+
+
+def test_own_buffer_is_the_identity_for_values_derivatives_and_batches():
+    """The fusion guard in front of the chain gathers changes nothing but XLA's fusion:
+    values (NaN included), forward and reverse derivatives, and vmapped calls."""
+    x = jnp.array([1.5, -2.0, 3.0, jnp.nan])
+    np.testing.assert_array_equal(_tree._own_buffer(x), x)
+    y = jnp.array([0.5, -1.0, 2.0])
+    _, tangent = jax.jvp(_tree._own_buffer, (y,), (jnp.array([1.0, 2.0, 3.0]),))
+    np.testing.assert_array_equal(tangent, [1.0, 2.0, 3.0])
+    grad = jax.grad(lambda z: jnp.sum(_tree._own_buffer(z) * jnp.arange(3.0)))(y)
+    np.testing.assert_array_equal(grad, [0.0, 1.0, 2.0])
+    batch = jnp.stack([y, 2 * y, jnp.full(3, jnp.nan)])
+    np.testing.assert_array_equal(jax.vmap(_tree._own_buffer)(batch), batch)
