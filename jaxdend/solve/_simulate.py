@@ -299,6 +299,7 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
         return pack(solver.advance(term, ta, ta + dt, unpack(y), tables))
 
     policy = jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
+    unit = 1 if cell.synapses else _UNIT
 
     @functools.cache
     def stepper(count, each):
@@ -315,22 +316,22 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
 
         # The backward pass recomputes each unit of steps from its first state, except the
         # tree solves' outputs (one vector per step), which the adjoint needs and which cost
-        # a solve each to recompute. Stored per step: one solve output plus 1/_UNIT of a
+        # a solve each to recompute. Stored per step: one solve output plus 1/unit of a
         # state.
         return jax.checkpoint(steps, policy=policy) if checkpoint else steps
 
     def run(y, k0, count, each):
-        """`count` (static) steps from step index k0 in checkpointed units of _UNIT steps."""
-        n_units, rest = divmod(count, _UNIT)
+        """`count` (static) steps from step index k0 in checkpointed units of `unit` steps."""
+        n_units, rest = divmod(count, unit)
         if not each and rest == 0:  # the last unit records
-            n_units, rest = n_units - 1, _UNIT
+            n_units, rest = n_units - 1, unit
         recs = None
         if n_units:
-            y, recs = jax.lax.scan(lambda y, u: stepper(_UNIT, each)(y, k0 + u * _UNIT), y,
+            y, recs = jax.lax.scan(lambda y, u: stepper(unit, each)(y, k0 + u * unit), y,
                                    jnp.arange(n_units))
             recs = {k: r.reshape((-1,) + r.shape[2:]) for k, r in recs.items()}
         if rest:
-            y, last = stepper(rest, each)(y, k0 + n_units * _UNIT)
+            y, last = stepper(rest, each)(y, k0 + n_units * unit)
             recs = last if recs is None or not each else {
                 k: jnp.concatenate([recs[k], last[k]]) for k in recs}
         return y, recs
@@ -379,6 +380,9 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
 # per loop body, so compile times rise (real cell forward 1.3 -> 1.7 s, gradient 3.4 ->
 # 5.5 s). A variant that kept one step per unit for undifferentiated runs (a custom JVP
 # whose rule used two-step units) lost most of the gradient gain and was dropped.
+# With synaptic spike input (1,000 AMPA+NMDA sites on C060114A5, benchmarks/synapses.py) two-step
+# units made both the forward (+20 %) and the gradient (+15 %) slower, so cells with synapses
+# keep one step per unit.
 _UNIT = 2
 
 
