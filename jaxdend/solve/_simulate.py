@@ -299,19 +299,23 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
         return pack(solver.advance(term, ta, ta + dt, unpack(y), tables))
 
     policy = jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
-    unit = 1 if cell.synapses else _UNIT
+    # units of several steps pay only when checkpointed, and not with synaptic input
+    unit = _UNIT if checkpoint and not cell.synapses else 1
 
     @functools.cache
-    def stepper(count, each):
-        """`count` steps from step index k0: (k0, y) -> the state, and the recordings after
-        every step (each=True) or after the last one, stacked."""
+    def stepper(count, record):
+        """`count` steps from step index k0: (y, k0) -> the state, and the recordings after
+        every step (record="each", stacked), after the last one ("last", stacked as one) or
+        none (None)."""
 
         def steps(y, k0):
             recs = []
             for i in range(count):
                 y = advance(y, k0 + i)
-                if each or i == count - 1:
+                if record == "each" or (record == "last" and i == count - 1):
                     recs.append(extract(unpack(y)))
+            if not recs:
+                return y, None
             return y, {k: jnp.stack([r[k] for r in recs]) for k in recs[0]}
 
         # The backward pass recomputes each unit of steps from its first state, except the
@@ -321,18 +325,21 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
         return jax.checkpoint(steps, policy=policy) if checkpoint else steps
 
     def run(y, k0, count, each):
-        """`count` (static) steps from step index k0 in checkpointed units of `unit` steps."""
+        """`count` (static) steps from step index k0 in checkpointed units of `unit` steps,
+        recording after every step (`each`) or after the last one."""
         n_units, rest = divmod(count, unit)
         if not each and rest == 0:  # the last unit records
             n_units, rest = n_units - 1, unit
         recs = None
         if n_units:
-            y, recs = jax.lax.scan(lambda y, u: stepper(unit, each)(y, k0 + u * unit), y,
-                                   jnp.arange(n_units))
-            recs = {k: r.reshape((-1,) + r.shape[2:]) for k, r in recs.items()}
+            y, recs = jax.lax.scan(
+                lambda y, u: stepper(unit, "each" if each else None)(y, k0 + u * unit), y,
+                jnp.arange(n_units))
+            if each:
+                recs = {k: r.reshape((-1,) + r.shape[2:]) for k, r in recs.items()}
         if rest:
-            y, last = stepper(rest, each)(y, k0 + n_units * unit)
-            recs = last if recs is None or not each else {
+            y, last = stepper(rest, "each" if each else "last")(y, k0 + n_units * unit)
+            recs = last if recs is None else {
                 k: jnp.concatenate([recs[k], last[k]]) for k in recs}
         return y, recs
 
