@@ -15,6 +15,11 @@ Measured in one run, each configuration group in a fresh child process (float32 
   sum_variants mean(v_soma^2) with respect to the batched g_na scales.
 * Jaxley 0.14 (`benchmarks/_jaxley_peer.py` cells, float64): the same sweep as
   ``jax.vmap`` over its HH_gNa parameter, forward and value-and-gradient.
+* Every core of the CPU (when it has more than one): one JAX device per core
+  (`jaxdend.batch.use_cpu_cores`), the jaxdend sweep sharded over them, and Jaxley's vmap
+  sharded over the same devices with plain ``jax.jit(..., in_shardings=NamedSharding)``;
+  float64, batch 100 (and 1,000 for the reduced cell), forward and value-and-gradient. The
+  other jaxdend and Jaxley rows use one JAX device (``n_devices`` 1 in the JSON).
 * Compile time (lower + compile, batch 1) against morphology size (binary trees of depth 3-7
   with 4 segments per section, the reduced pyramidal cell, the real cell).
 * float32 accuracy: 100 ms runs (200 ms for the Pospischil demo cell) in float32 against
@@ -56,6 +61,13 @@ BATCHES = {
     "binary_tree_127x8": ([1, 10, 100], [], [1, 10, 100], []),
     "C060114A5_nseg2": ([1, 10, 100], [1, 10], [1, 10, 100], []),
     "C060114A5_dlambda": ([1, 10, 100], [], [], []),
+}
+#: every-core section: case -> (jaxdend batches full, quick, Jaxley batches full, quick)
+CORES_BATCHES = {
+    "reduced_pyramidal": ([100, 1000], [10], [100, 1000], [10]),
+    "binary_tree_127x8": ([100], [], [100], []),
+    "C060114A5_nseg2": ([100], [], [100], []),
+    "C060114A5_dlambda": ([100], [], [], []),
 }
 #: hand count per compartment-step (HH + cable), see `hand_count`
 HAND = {"state_values": 4, "typical_values": 22, "flops": 140, "transcendentals": 7}
@@ -206,7 +218,8 @@ def auto_width(device, n_nodes: int):
     return max(1, 256 // n_nodes) if device.platform == "cpu" else None
 
 
-def _programs(cell, amp, steps, device, checkpoint=True, width="auto"):
+def _programs(cell, amp, steps, devices, checkpoint=True, width="auto"):
+    """(forward, value-and-gradient) of the g_na sweep, sharded over the list `devices`."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -223,8 +236,8 @@ def _programs(cell, amp, steps, device, checkpoint=True, width="auto"):
         return jd.simulate(c, stim, t1=steps * DT, dt=DT, record=rec,
                            checkpoint=checkpoint)["v"][:, 0]
 
-    width = auto_width(device, cell.n) if width == "auto" else width
-    vf = batch.sharded_vmap(one, [device], in_axes=(None, 0), vmap_width=width)
+    width = auto_width(devices[0], cell.n) if width == "auto" else width
+    vf = batch.sharded_vmap(one, list(devices), in_axes=(None, 0), vmap_width=width)
     fwd = eqx.filter_jit(vf)
 
     @eqx.filter_jit
@@ -261,7 +274,7 @@ def child_jaxdend(cfg: dict) -> dict:
             for b, width in runs:
                 s = jnp.linspace(0.9, 1.1, b, dtype=dt_np) if b > 1 else jnp.ones((1,), dt_np)
                 w_used = auto_width(dev, cell.n) if width == "auto" else width
-                fwd, grad = _programs(cell, amp, STEPS, dev, width=width)
+                fwd, grad = _programs(cell, amp, STEPS, [dev], width=width)
                 modes = ["forward"]
                 if width == "auto" and (dev.platform != "cpu" or b <= GRAD_MAX_BATCH_CPU):
                     modes.append("grad")
@@ -283,7 +296,7 @@ def child_jaxdend(cfg: dict) -> dict:
                            "comp_steps_per_s": b * n_comp * STEPS / w_s,
                            "schedule": schedule,
                            "vmap_width": "full" if w_used is None else min(w_used, b),
-                           "default_width": width == "auto"}
+                           "default_width": width == "auto", "n_devices": 1}
                     rows.append(row)
                     print("  " + json.dumps(row), file=sys.stderr, flush=True)
         roof = roofline(dev, dt_np)
@@ -358,7 +371,7 @@ def child_compile(cfg: dict) -> dict:
     rows = []
     for case in cfg["cases"]:
         cell, amp, n_comp = hh_cell(case)
-        fwd, grad = _programs(cell, amp, STEPS, jax.devices("cpu")[0])
+        fwd, grad = _programs(cell, amp, STEPS, jax.devices("cpu")[:1])
         s = jnp.ones((1,))
         for mode, prog in (("forward", fwd), ("grad", grad)):
             t0 = time.perf_counter()
@@ -371,7 +384,13 @@ def child_compile(cfg: dict) -> dict:
 
 
 def child_jaxley(cfg: dict) -> dict:
-    """The same sweep in Jaxley: vmap over HH_gNa (float64, CPU)."""
+    """The same sweep in Jaxley: vmap over HH_gNa (float64, CPU, one device)."""
+    return {"rows": _jaxley_rows(cfg["cases"])}
+
+
+def _jaxley_rows(cases, devices=None) -> list[dict]:
+    """Jaxley rows of `cases` [(case, batches)]; with several `devices` the vmapped batch is
+    sharded over them (jax.jit with a NamedSharding of the batch axis: plain JAX, no jaxdend)."""
     sys.path.insert(0, str(HERE))
     import jax
     import jax.numpy as jnp
@@ -379,12 +398,19 @@ def child_jaxley(cfg: dict) -> dict:
     import numpy as np
     from _jaxley_peer import _soma_centre_comp
     from _jaxley_peer import hh_cell as jx_hh_cell
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     import jaxdend as jd
 
+    n_dev = 1 if devices is None else len(devices)
+    shard = {}
+    if n_dev > 1:
+        spec = NamedSharding(Mesh(np.asarray(devices, dtype=object), ("batch",)), P("batch"))
+        shard = {"in_shardings": spec}
     rows = []
     tmp = Path(tempfile.mkdtemp())
-    for case, batches in cfg["cases"]:
+    for case, batches in cases:
         morph, disc, amp, ncomp = morphology(case)
         if case.startswith("C060114A5"):
             swc = SWC
@@ -405,11 +431,15 @@ def child_jaxley(cfg: dict) -> dict:
         def sim(g, cell=cell):
             return jx.integrate(cell, params=[{"HH_gNa": g}], delta_t=DT)[0]
 
-        fwd = jax.jit(jax.vmap(sim))
+        fwd = jax.jit(jax.vmap(sim), **shard)
         grad = jax.jit(jax.value_and_grad(
-            lambda gs: jnp.sum(jnp.mean(jax.vmap(sim)(gs) ** 2, axis=1))))
+            lambda gs: jnp.sum(jnp.mean(jax.vmap(sim)(gs) ** 2, axis=1))), **shard)
         for b in batches:
+            if b % n_dev:
+                continue
             gs = (0.12 * jnp.linspace(0.9, 1.1, b) if b > 1 else jnp.full((1,), 0.12))[:, None]
+            if n_dev > 1:
+                gs = jax.device_put(gs, shard["in_shardings"])
             for mode, prog in (("forward", fwd), ("grad", grad)):
                 if mode == "grad" and b > GRAD_MAX_BATCH_CPU:
                     continue
@@ -433,13 +463,51 @@ def child_jaxley(cfg: dict) -> dict:
                        "device_kind": jax.devices()[0].device_kind, "case": case, "batch": b,
                        "n_comp": n_comp, "dtype": "float64", "mode": mode, "steps": STEPS,
                        "compile_s": max(first - best, 0.0), "wall_s": best,
-                       "comp_steps_per_s": b * n_comp * STEPS / best}
+                       "comp_steps_per_s": b * n_comp * STEPS / best, "n_devices": n_dev}
                 rows.append(row)
                 print("  " + json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def child_cores(cfg: dict) -> dict:
+    """Every CPU core: one JAX device per core (`jaxdend.batch.use_cpu_cores`), jaxdend's
+    sweep sharded over them with `sharded_vmap`, and Jaxley's vmap sharded over the same
+    devices (float64, forward and value-and-gradient)."""
+    import jaxdend as jd
+
+    n = jd.batch.use_cpu_cores(cfg["n"])  # before JAX starts
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    devs = jax.devices("cpu")
+    rows = []
+    for case, batches in cfg["cases"]:
+        cell, amp, n_comp = hh_cell(case)
+        fwd, grad = _programs(cell, amp, STEPS, devs)
+        for b in batches:
+            s = jnp.linspace(0.9, 1.1, b)
+            for mode, prog in (("forward", fwd), ("grad", grad)):
+                if mode == "grad" and b > GRAD_MAX_BATCH_CPU:
+                    continue
+                reps = 3 if b * n_comp * STEPS < 5e7 else 1
+                c_s, w_s, _, _ = _compile_and_time(prog, (cell, s), reps)
+                row = {"simulator": "jaxdend", "device": "cpu",
+                       "device_kind": devs[0].device_kind, "case": case, "batch": b,
+                       "n_comp": n_comp, "n_nodes": int(cell.n), "dtype": "float64",
+                       "mode": mode, "steps": STEPS, "compile_s": c_s, "wall_s": w_s,
+                       "comp_steps_per_s": b * n_comp * STEPS / w_s,
+                       "vmap_width": min(auto_width(devs[0], cell.n), b),
+                       "default_width": True, "n_devices": n}
+                rows.append(row)
+                print("  " + json.dumps(row), file=sys.stderr, flush=True)
+    if cfg["jaxley_cases"]:
+        rows += _jaxley_rows(cfg["jaxley_cases"], devs)
     return {"rows": rows}
 
 
-CHILDREN = {"jaxdend": child_jaxdend, "compile": child_compile, "jaxley": child_jaxley}
+CHILDREN = {"jaxdend": child_jaxdend, "compile": child_compile, "jaxley": child_jaxley,
+            "cores": child_cores}
 
 
 # ----------------------------------------------------------------------------- parent
@@ -497,7 +565,8 @@ def roofline_rows(rows, roofs, costs, hand) -> list[dict]:
     """Fraction of the measured flop rate and bandwidth reached by the best jaxdend runs."""
     out = []
     for r in rows:
-        if r["simulator"] != "jaxdend" or r["mode"] != "forward" or not r.get("default_width"):
+        if (r["simulator"] != "jaxdend" or r["mode"] != "forward" or not r.get("default_width")
+                or r.get("n_devices", 1) > 1):
             continue
         roof = next((x for x in roofs if x["device"] == r["device"] and x["dtype"] == r["dtype"]),
                     None)
@@ -536,7 +605,8 @@ def plot(result: dict, path: Path) -> None:
     except ImportError:
         print("matplotlib not installed: no plot", flush=True)
         return
-    rows = [r for r in result["rows"] if r.get("default_width", True)]
+    rows = [r for r in result["rows"] if r.get("default_width", True)
+            and r.get("n_devices", 1) == 1]
     fig, ax = plt.subplots(1, 3, figsize=(16, 4.8))
     keys = sorted({(r["simulator"], r["device"], r["dtype"], r["mode"]) for r in rows})
     for sim, dev, dt, mode in keys:
@@ -590,13 +660,15 @@ def print_tables(result: dict) -> None:
     """Markdown tables of throughput, compile time, float32 accuracy and roofline."""
     rows = sorted(result["rows"], key=lambda r: (r["case"], r["simulator"], r["device"],
                                                  r["dtype"], r["mode"], r["batch"]))
-    print("\n| case | n_comp | simulator | device | dtype | mode | batch | vmap width "
-          "| compile s | wall s | Mcomp-steps/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| case | n_comp | simulator | device | JAX devices | dtype | mode | batch "
+          "| vmap width | compile s | wall s | Mcomp-steps/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['case']} | {r['n_comp']} | {r['simulator']} | {r['device']} | {r['dtype']} "
-              f"| {r['mode']} | {r['batch']} | {r.get('vmap_width', '-')} | {r['compile_s']:.2f} "
-              f"| {r['wall_s']:.3f} | {_fmt_rate(r['comp_steps_per_s'])} |")
+        print(f"| {r['case']} | {r['n_comp']} | {r['simulator']} | {r['device']} "
+              f"| {r.get('n_devices', 1)} | {r['dtype']} | {r['mode']} | {r['batch']} "
+              f"| {r.get('vmap_width', '-')} | {r['compile_s']:.2f} | {r['wall_s']:.3f} "
+              f"| {_fmt_rate(r['comp_steps_per_s'])} |")
+    print_cores_table(result["rows"])
     print("\n| case | n_comp | compile forward s | compile grad s |")
     print("|---|---|---|---|")
     comp = result["compile"]
@@ -628,6 +700,34 @@ def print_tables(result: dict) -> None:
               f"{100 * r['fraction_fma_peak_jaxpr']:.0f} / {100 * r['fraction_fma_peak_hand']:.0f}"
               f" | {100 * r['fraction_bandwidth_min']:.1f} / "
               f"{100 * r['fraction_bandwidth_typical']:.1f} |")
+
+
+def print_cores_table(rows) -> None:
+    """Every-core rows against one device, and jaxdend against Jaxley's faster layout."""
+    multi = [r for r in rows if r.get("n_devices", 1) > 1 and r["simulator"] == "jaxdend"]
+    if not multi:
+        return
+
+    def rate(sim, case, mode, b, n_dev):
+        return next((r["comp_steps_per_s"] for r in rows if r["simulator"].startswith(sim)
+                     and r["case"] == case and r["mode"] == mode and r["batch"] == b
+                     and r["device"] == "cpu" and r["dtype"] == "float64"
+                     and r.get("default_width", True) and r.get("n_devices", 1) == n_dev), None)
+
+    def fmt(x, f=_fmt_rate):
+        return "-" if x is None else f(x)
+
+    print("\n| case | mode | batch | jaxdend 1 device | jaxdend all cores | x | Jaxley 1 device "
+          "| Jaxley all cores | jaxdend all cores / Jaxley's faster |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(multi, key=lambda r: (r["n_comp"], r["mode"], r["batch"])):
+        k = (r["case"], r["mode"], r["batch"])
+        one, all_ = rate("jaxdend", *k, 1), r["comp_steps_per_s"]
+        j1, jn = rate("Jaxley", *k, 1), rate("Jaxley", *k, r["n_devices"])
+        best = max((x for x in (j1, jn) if x is not None), default=None)
+        print(f"| {r['case']} | {r['mode']} | {r['batch']} | {fmt(one)} | {_fmt_rate(all_)} "
+              f"| {fmt(one and all_ / one, lambda x: f'{x:.2f}')} | {fmt(j1)} | {fmt(jn)} "
+              f"| {fmt(best and all_ / best, lambda x: f'{x:.2f}')} |")
 
 
 def main(argv=None) -> int:
@@ -685,6 +785,17 @@ def main(argv=None) -> int:
         out = _spawn("jaxley", {"cases": jx_cases})
         if out is not None:
             result["rows"] += out["rows"]
+    n_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    if n_cores > 1:
+        pick_c = [(c, b[pick]) for c, b in CORES_BATCHES.items()
+                  if b[pick] and (have_real or not c.startswith("C060114A5"))]
+        jx_c = [] if args.no_jaxley else [
+            (c, b[2 + pick]) for c, b in CORES_BATCHES.items()
+            if b[2 + pick] and (have_real or not c.startswith("C060114A5"))]
+        out = _spawn("cores", {"n": n_cores, "cases": pick_c, "jaxley_cases": jx_c})
+        if out is not None:
+            result["rows"] += out["rows"]
     if ("cpu", "float64") in traces and ("cpu", "float32") in traces:
         result["float32_accuracy"] = accuracy(traces[("cpu", "float64")],
                                               traces[("cpu", "float32")])
@@ -696,7 +807,7 @@ def main(argv=None) -> int:
     result["meta"] = {"machine": platform.machine(), "cpus": os.cpu_count(),
                       "jax": jax.__version__, "steps": STEPS, "dt_ms": DT,
                       "quick": args.quick, "wall_s": time.perf_counter() - t_start,
-                      "devices": devices,
+                      "devices": devices, "cpu_cores": n_cores,
                       "grad_max_batch_cpu": GRAD_MAX_BATCH_CPU}
     print_tables(result)
     out_path = Path(args.json)

@@ -1,23 +1,22 @@
-"""Child process of tests/test_sharding.py: runs the batch machinery on 4 forced CPU devices.
+"""Child process of tests/test_sharding.py: runs the batch machinery on 4 CPU devices.
 
-Run as ``python tests/_sharding_worker.py`` (the flag below must be set before JAX is
-imported, so this runs in its own process). Prints one JSON object with the measured
+Run as ``python tests/_sharding_worker.py`` (`jaxdend.batch.use_cpu_cores(4)` must run before
+JAX starts, so this runs in its own process). Prints one JSON object with the measured
 differences between 4 devices and 1 device and where the outputs live.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import sys
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           " --xla_force_host_platform_device_count=4").strip()
+import equinox as eqx
+import jax
 
-import json  # noqa: E402
-import sys  # noqa: E402
+import jaxdend as jd
+from jaxdend import batch
 
-import equinox as eqx  # noqa: E402
-import jax  # noqa: E402
-
+N_CPU = batch.use_cpu_cores(4)  # before anything starts JAX
 jax.config.update("jax_enable_x64", True)
 
 import _batch_cases as cases  # noqa: E402
@@ -25,8 +24,6 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-import jaxdend as jd  # noqa: E402
-from jaxdend import batch  # noqa: E402
 from jaxdend import fit as jf  # noqa: E402
 
 
@@ -42,7 +39,8 @@ def identical(a, b) -> bool:
 
 
 def main() -> int:
-    out: dict = {"n_devices": jax.device_count(), "platform": jax.devices()[0].platform}
+    out: dict = {"n_devices": jax.device_count(), "use_cpu_cores": N_CPU,
+                 "platform": jax.devices()[0].platform}
     cell = cases.y_cell()
 
     # 1. a grid sweep of 10 variants (not a multiple of 4: padded), 4 devices vs 1

@@ -1,6 +1,7 @@
-"""Multi-device batching on 4 forced CPU devices (in a child process) against one device.
+"""Multi-device batching on 4 CPU devices (in a child process) against one device.
 
-``--xla_force_host_platform_device_count`` only takes effect before JAX starts, so the checks
+The worker splits the CPU with `jaxdend.batch.use_cpu_cores(4)`, which only takes effect
+before JAX starts, so the checks
 run in `tests/_sharding_worker.py` as a subprocess (robust under pytest-xdist: nothing in this
 process changes) and report their measurements as JSON; the assertions are here.
 """
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _helpers import worker_env
 
 WORKER = Path(__file__).with_name("_sharding_worker.py")
@@ -27,7 +29,7 @@ def _run_worker() -> dict:
 def test_four_devices_match_one_device():
     """One child process (one test, so pytest-xdist never starts it twice)."""
     r = _run_worker()
-    assert r["n_devices"] == 4 and r["platform"] == "cpu"
+    assert r["n_devices"] == 4 and r["use_cpu_cores"] == 4 and r["platform"] == "cpu"
     # sweep: 10 variants padded to 12 slots (chunks of 8), results equal bit for bit
     assert r["sweep_shape"] == [5, 2, 801, 1]
     assert r["sweep_identical"], r["sweep_maxdiff"]
@@ -54,3 +56,17 @@ def test_four_devices_match_one_device():
     assert err is not None, "a NaN variant on device 3 came back without an error"
     assert "current-clamp value" in err and "is NaN" in err
     assert "variants 0..7" in err
+
+
+def test_use_cpu_cores_after_jax_started_names_the_fix():
+    import jax
+
+    from jaxdend import batch
+
+    have = len(jax.devices("cpu"))  # this process has started JAX
+    assert batch.use_cpu_cores(have) == have  # asking for what is there is fine
+    with pytest.raises(RuntimeError, match="came too late.*right after `import jaxdend`"):
+        batch.use_cpu_cores(have + 1)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="whole number of devices"):
+            batch.use_cpu_cores(bad)

@@ -27,10 +27,11 @@ and the padding dropped)::
 - `sharded_vmap`: the primitive (vmap + shard across devices), differentiable, for your
   own jitted losses over many variants; `fit_starts`: `jaxdend.fit.fit`'s multi-start fit
   with the starts sharded.
-- `batch_mesh`, `shard_batch`, `pad_batch`, `to_host`; `init_distributed` for several hosts.
+- `batch_mesh`, `shard_batch`, `pad_batch`, `to_host`; `use_cpu_cores` for every core of a
+  CPU; `init_distributed` for several hosts.
 
-Multi-device on one CPU for testing: ``XLA_FLAGS=--xla_force_host_platform_device_count=4``
-set before JAX is imported.
+Every core of a CPU: call ``batch.use_cpu_cores()`` right after ``import jaxdend`` (one JAX
+device per core; 1.6-2.3x the throughput of one device on 2 cores, benchmarks/README.md).
 
 Units: time ms, voltage mV, current nA, parameters in the units of `Cell.set` (S/cm^2,
 uF/cm^2, Ohm cm, mV, degC, nS), firing rates Hz.
@@ -43,6 +44,7 @@ from ._shard import pad_batch as pad_batch
 from ._shard import shard_batch as shard_batch
 from ._shard import sharded_vmap as sharded_vmap
 from ._shard import to_host as to_host
+from ._shard import use_cpu_cores as use_cpu_cores
 from ._sweep import SweepResult as SweepResult
 from ._sweep import cast as cast
 from ._sweep import count_spikes as count_spikes
