@@ -213,13 +213,17 @@ def _compile_and_time(jitted, args, repeats: int):
     return compile_s, best, out, compiled
 
 
-def auto_width(device, n_nodes: int):
-    """`jaxdend.batch.sweep`'s default vmap width: ~256 nodes' worth on CPU, all on GPU."""
-    return max(1, 256 // n_nodes) if device.platform == "cpu" else None
+def auto_width(devices, n_nodes: int, batch: int):
+    """`jaxdend.batch.sweep`'s default vmap width for `batch` variants over `devices`."""
+    from jaxdend.batch import batch_mesh
+    from jaxdend.batch._sweep import _auto_width  # the sweep's own rule, not a copy
+
+    return _auto_width("auto", batch_mesh(list(devices)), n_nodes, -(-batch // len(devices)))
 
 
-def _programs(cell, amp, steps, devices, checkpoint=True, width="auto"):
-    """(forward, value-and-gradient) of the g_na sweep, sharded over the list `devices`."""
+def _programs(cell, amp, steps, devices, n_batch, checkpoint=True, width="auto"):
+    """(forward, value-and-gradient) of the g_na sweep of `n_batch` variants, sharded over the
+    list `devices`."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -236,7 +240,7 @@ def _programs(cell, amp, steps, devices, checkpoint=True, width="auto"):
         return jd.simulate(c, stim, t1=steps * DT, dt=DT, record=rec,
                            checkpoint=checkpoint)["v"][:, 0]
 
-    width = auto_width(devices[0], cell.n) if width == "auto" else width
+    width = auto_width(devices, cell.n, n_batch) if width == "auto" else width
     vf = batch.sharded_vmap(one, list(devices), in_axes=(None, 0), vmap_width=width)
     fwd = eqx.filter_jit(vf)
 
@@ -269,12 +273,14 @@ def child_jaxdend(cfg: dict) -> dict:
             cell, amp, n_comp = hh_cell(case, schedule)
             costs[case] = jaxpr_count(cell, amp)
             runs = [(b, "auto") for b in batches]
-            if cfg.get("widths") and 100 in batches:  # vmap width study at batch 100
-                runs += [(100, w) for w in (1, 4, 16, None) if w != auto_width(dev, cell.n)]
+            if cfg.get("widths"):  # vmap width study at batch 100 (and 1,000)
+                for b, widths in ((100, (1, 4, 16, None)), (1000, (5, 16, None))):
+                    if b in batches:
+                        runs += [(b, w) for w in widths if w != auto_width([dev], cell.n, b)]
             for b, width in runs:
                 s = jnp.linspace(0.9, 1.1, b, dtype=dt_np) if b > 1 else jnp.ones((1,), dt_np)
-                w_used = auto_width(dev, cell.n) if width == "auto" else width
-                fwd, grad = _programs(cell, amp, STEPS, [dev], width=width)
+                w_used = auto_width([dev], cell.n, b) if width == "auto" else width
+                fwd, grad = _programs(cell, amp, STEPS, [dev], b, width=width)
                 modes = ["forward"]
                 if width == "auto" and (dev.platform != "cpu" or b <= GRAD_MAX_BATCH_CPU):
                     modes.append("grad")
@@ -371,7 +377,7 @@ def child_compile(cfg: dict) -> dict:
     rows = []
     for case in cfg["cases"]:
         cell, amp, n_comp = hh_cell(case)
-        fwd, grad = _programs(cell, amp, STEPS, jax.devices("cpu")[:1])
+        fwd, grad = _programs(cell, amp, STEPS, jax.devices("cpu")[:1], 1)
         s = jnp.ones((1,))
         for mode, prog in (("forward", fwd), ("grad", grad)):
             t0 = time.perf_counter()
@@ -484,8 +490,9 @@ def child_cores(cfg: dict) -> dict:
     rows = []
     for case, batches in cfg["cases"]:
         cell, amp, n_comp = hh_cell(case)
-        fwd, grad = _programs(cell, amp, STEPS, devs)
         for b in batches:
+            fwd, grad = _programs(cell, amp, STEPS, devs, b)
+            w_used = auto_width(devs, cell.n, b)
             s = jnp.linspace(0.9, 1.1, b)
             for mode, prog in (("forward", fwd), ("grad", grad)):
                 if mode == "grad" and b > GRAD_MAX_BATCH_CPU:
@@ -497,7 +504,7 @@ def child_cores(cfg: dict) -> dict:
                        "n_comp": n_comp, "n_nodes": int(cell.n), "dtype": "float64",
                        "mode": mode, "steps": STEPS, "compile_s": c_s, "wall_s": w_s,
                        "comp_steps_per_s": b * n_comp * STEPS / w_s,
-                       "vmap_width": min(auto_width(devs[0], cell.n), b),
+                       "vmap_width": "full" if w_used is None else min(w_used, b),
                        "default_width": True, "n_devices": n}
                 rows.append(row)
                 print("  " + json.dumps(row), file=sys.stderr, flush=True)

@@ -110,6 +110,22 @@ def test_chunks_compile_once_and_equal_one_chunk(cell):
         batch.sweep(cell, {"stim.amp": amps}, stim, vmap_width=0)
 
 
+def test_auto_vmap_width_rule_on_cpu():
+    """Groups of ~256 nodes' worth; one vmap over a device's whole block once it holds
+    >= 20,000 nodes of cells of up to 512 nodes (measured faster, jaxdend/batch/_sweep.py)."""
+    from jaxdend.batch._sweep import _auto_width
+
+    mesh = batch.batch_mesh(1)
+    assert _auto_width("auto", mesh, 50, 10) == 5
+    assert _auto_width("auto", mesh, 50, 399) == 5
+    assert _auto_width("auto", mesh, 50, 400) is None  # 20,000 nodes
+    assert _auto_width("auto", mesh, 284, 100) is None
+    assert _auto_width("auto", mesh, 284, 50) == 1
+    assert _auto_width("auto", mesh, 1080, 100) == 1  # large cells: one at a time
+    assert _auto_width("auto", mesh, 1080, 10_000) == 1
+    assert _auto_width(7, mesh, 50, 1000) == 7 and _auto_width(None, mesh, 50, 4) is None
+
+
 def test_spike_train_inputs_and_apply(cell):
     nodes = cell.select("all")[:4]
     syn = cell.add_synapses("ampa", AMPA(), nodes, gmax=3.0)  # nS

@@ -31,7 +31,8 @@ and the padding dropped)::
   CPU; `init_distributed` for several hosts.
 
 Every core of a CPU: call ``batch.use_cpu_cores()`` right after ``import jaxdend`` (one JAX
-device per core; 1.6-2.3x the throughput of one device on 2 cores, benchmarks/README.md).
+device per core; 1.6-2.5x the throughput of one device on 2 cores at batch 100,
+benchmarks/README.md).
 
 Units: time ms, voltage mV, current nA, parameters in the units of `Cell.set` (S/cm^2,
 uF/cm^2, Ohm cm, mV, degC, nS), firing rates Hz.

@@ -417,11 +417,33 @@ def _take(tree, idx):
         lambda x: x[idx] if (eqx.is_array(x) or isinstance(x, np.ndarray)) else x, tree)
 
 
-def _auto_width(vmap_width, mesh, n_nodes: int):
-    """Variants per vmap group: "auto" -> ~256 nodes' worth on CPU, everything elsewhere."""
+# The CPU rule of vmap_width="auto" (one CPU device, HH, float64; numbers from
+# benchmarks/throughput.py, see benchmarks/README.md): groups of ~256 nodes' worth (5 variants
+# of the 50-node reduced pyramidal cell), unless a device's block holds >= 20,000 nodes of
+# cells of up to 512 nodes: then one vmap over the whole block is faster (reduced cell, 1,000
+# variants: 75 vs 46 Mcs/s forward; gradient 22 Mcs/s). Widths in between (10-25 variants
+# of 50 nodes) are 2-3x slower: XLA compiles the sequential tree solve's loop into one kernel
+# only while its state is a few kB, and above that dispatches every iteration, which only a
+# very wide vmap amortises. Cells of 750-2,000 nodes run one at a time (their chain solve is
+# vectorised already; the whole block of 100 was between -16 % and +21 % across two runs).
+# The 512 bound lies between those sizes; ad hoc runs on 140- and 284-node binary trees (200
+# and 400 variants) gained 1.4-1.6x from one wide vmap.
+_CPU_GROUP_NODES = 256
+_CPU_WIDE_MAX_NODES = 512
+_CPU_WIDE_NODES = 20_000
+
+
+def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int):
+    """Variants per vmap group for a block of `per_device` variants per device: "auto" ->
+    the rule above on CPU, everything elsewhere."""
     if vmap_width == "auto":
         cpu = all(d.platform == "cpu" for d in mesh.devices.flat)
-        return max(1, 256 // max(1, n_nodes)) if cpu else None
+        if not cpu:
+            return None
+        n_nodes = max(1, int(n_nodes))
+        if n_nodes <= _CPU_WIDE_MAX_NODES and per_device * n_nodes >= _CPU_WIDE_NODES:
+            return None
+        return max(1, _CPU_GROUP_NODES // n_nodes)
     if vmap_width is not None and (isinstance(vmap_width, bool) or not isinstance(
             vmap_width, (int, np.integer)) or vmap_width < 1):
         raise ValueError(f"vmap_width must be 'auto', None or an integer >= 1, got "
@@ -434,8 +456,8 @@ def _execute(shared: dict, items: dict, n: int, batch_size, devices, dtype, labe
     """Run `n` variants in equal chunks; returns host arrays with leading axis n."""
     mesh = batch_mesh(devices)
     k = n_devices(mesh)
-    width = _auto_width(vmap_width, mesh, n_nodes)
     size = chunk_size(n, batch_size, k)
+    width = _auto_width(vmap_width, mesh, n_nodes, size // k)
     n_chunks = int(math.ceil(n / size))
     items, _ = pad_batch(items, size) if items else (items, n)
     if dtype == np.float32:
@@ -609,9 +631,10 @@ def sweep(
             on C060114A5 at nseg 2, where spikes shift by up to 0.06 ms; same spike counts)
             or "float64".
         vmap_width: variants vectorised together per device (see `sharded_vmap`); "auto":
-            about 256 nodes' worth on CPUs (4 for a 50-node cell, 1 for 1,000 nodes; a wide
-            vmap was up to 2x slower per variant there), the whole chunk on GPUs; None: the
-            whole chunk.
+            on CPUs about 256 nodes' worth (5 for a 50-node cell, 1 for 1,000 nodes), or the
+            whole chunk when a device's share of it holds >= 20,000 nodes of cells of up to
+            512 nodes (1.6x faster for 1,000 variants of a 50-node cell; middle widths are
+            2-3x slower); the whole chunk on GPUs; None: the whole chunk.
         units: name -> unit for "stim." values (cell parameter units are filled in).
         **simulate_kwargs: passed to `simulate` (solver, record_every, checkpoint, t0, ...).
 
