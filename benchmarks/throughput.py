@@ -273,8 +273,9 @@ def child_jaxdend(cfg: dict) -> dict:
             cell, amp, n_comp = hh_cell(case, schedule)
             costs[case] = jaxpr_count(cell, amp)
             runs = [(b, "auto") for b in batches]
-            if cfg.get("widths"):  # vmap width study at batch 100 (and 1,000)
-                for b, widths in ((100, (1, 4, 16, None)), (1000, (5, 16, None))):
+            if cfg.get("widths"):  # vmap width study at batch 100 (1,000, 10,000)
+                for b, widths in ((100, (1, 4, 16, None)), (1000, (5, 16, None)),
+                                  (10000, (1000, None))):
                     if b in batches:
                         runs += [(b, w) for w in widths if w != auto_width([dev], cell.n, b)]
             for b, width in runs:

@@ -119,6 +119,8 @@ def test_auto_vmap_width_rule_on_cpu():
     assert _auto_width("auto", mesh, 50, 10) == 5
     assert _auto_width("auto", mesh, 50, 399) == 5
     assert _auto_width("auto", mesh, 50, 400) is None  # 20,000 nodes
+    assert _auto_width("auto", mesh, 50, 2000) is None
+    assert _auto_width("auto", mesh, 50, 10_000) == 2000  # groups of <= 100,000 nodes
     assert _auto_width("auto", mesh, 284, 100) is None
     assert _auto_width("auto", mesh, 284, 50) == 1
     assert _auto_width("auto", mesh, 1080, 100) == 1  # large cells: one at a time

@@ -263,8 +263,8 @@ def use_cpu_cores(n: int | None = None) -> int:
     too small for XLA to spread over threads). With one device per core, `sweep`,
     `simulate_batch`, `sharded_vmap` and `fit_starts` (``devices=None``) give each core its
     own block of variants. Measured on 2 cores (``benchmarks/throughput.py``, batch 100):
-    1.6-2.5x the compartment-steps per second of one device, forward and gradient (1.2x for
-    1,000 small cells, which one device already runs as one wide vmap), with results
+    1.6-2.5x the compartment-steps per second of one device, forward and gradient (1.2-1.4x
+    for 1,000 small cells, which one device already runs as one wide vmap), with results
     identical to one device. Single simulations are unaffected.
 
     Call it right after ``import jaxdend``, before JAX runs anything (JAX fixes its devices

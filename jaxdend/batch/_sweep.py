@@ -420,17 +420,19 @@ def _take(tree, idx):
 # The CPU rule of vmap_width="auto" (one CPU device, HH, float64; numbers from
 # benchmarks/throughput.py, see benchmarks/README.md): groups of ~256 nodes' worth (5 variants
 # of the 50-node reduced pyramidal cell), unless a device's block holds >= 20,000 nodes of
-# cells of up to 512 nodes: then one vmap over the whole block is faster (reduced cell, 1,000
-# variants: 75 vs 46 Mcs/s forward; gradient 22 Mcs/s). Widths in between (10-25 variants
-# of 50 nodes) are 2-3x slower: XLA compiles the sequential tree solve's loop into one kernel
-# only while its state is a few kB, and above that dispatches every iteration, which only a
-# very wide vmap amortises. Cells of 750-2,000 nodes run one at a time (their chain solve is
-# vectorised already; the whole block of 100 was between -16 % and +21 % across two runs).
-# The 512 bound lies between those sizes; ad hoc runs on 140- and 284-node binary trees (200
-# and 400 variants) gained 1.4-1.6x from one wide vmap.
+# cells of up to 512 nodes: then one vmap over the block is faster (reduced cell, 1,000
+# variants: 68-75 vs 45-46 Mcs/s forward in two runs), in groups of at most 100,000 nodes
+# (10,000 variants: 65.6 in groups of 2,000, 48.0 as one vmap of all). Widths in between
+# (10-25 variants of 50 nodes) are 2-3x slower: XLA compiles the sequential tree solve's
+# loop into one kernel only while its state is a few kB, and above that dispatches every
+# iteration, which only a very wide vmap amortises. Cells of 750-2,000 nodes run one at a
+# time (their chain solve is vectorised already; the whole block of 100 was between -16 %
+# and +21 % across the session's runs). The 512 bound lies between those sizes; ad hoc runs
+# on 140- and 284-node binary trees (200 and 400 variants) gained 1.4-1.6x from one vmap.
 _CPU_GROUP_NODES = 256
 _CPU_WIDE_MAX_NODES = 512
 _CPU_WIDE_NODES = 20_000
+_CPU_WIDE_GROUP_NODES = 100_000
 
 
 def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int):
@@ -442,7 +444,8 @@ def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int):
             return None
         n_nodes = max(1, int(n_nodes))
         if n_nodes <= _CPU_WIDE_MAX_NODES and per_device * n_nodes >= _CPU_WIDE_NODES:
-            return None
+            return None if per_device * n_nodes <= _CPU_WIDE_GROUP_NODES else max(
+                1, _CPU_WIDE_GROUP_NODES // n_nodes)
         return max(1, _CPU_GROUP_NODES // n_nodes)
     if vmap_width is not None and (isinstance(vmap_width, bool) or not isinstance(
             vmap_width, (int, np.integer)) or vmap_width < 1):
@@ -633,8 +636,9 @@ def sweep(
         vmap_width: variants vectorised together per device (see `sharded_vmap`); "auto":
             on CPUs about 256 nodes' worth (5 for a 50-node cell, 1 for 1,000 nodes), or the
             whole chunk when a device's share of it holds >= 20,000 nodes of cells of up to
-            512 nodes (1.6x faster for 1,000 variants of a 50-node cell; middle widths are
-            2-3x slower); the whole chunk on GPUs; None: the whole chunk.
+            512 nodes, in groups of at most 100,000 nodes (1.5-1.6x faster for 1,000 variants
+            of a 50-node cell; middle widths are 2-3x slower); the whole chunk on GPUs; None:
+            the whole chunk.
         units: name -> unit for "stim." values (cell parameter units are filled in).
         **simulate_kwargs: passed to `simulate` (solver, record_every, checkpoint, t0, ...).
 
