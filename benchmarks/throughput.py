@@ -251,13 +251,50 @@ def _programs(cell, amp, steps, devices, n_batch, checkpoint=True, width="auto")
     return fwd, grad
 
 
+def _jaxdend_rows(case, cell, amp, n_comp, runs, devices, dtype, schedule) -> list[dict]:
+    """Time jaxdend's sweep programs for `runs` [(batch, vmap width or "auto")] sharded over
+    `devices`: forward, and value-and-gradient at the default width; one row each."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    dev, dt_np = devices[0], np.dtype(dtype)
+    rows = []
+    for b, width in runs:
+        s = jnp.linspace(0.9, 1.1, b, dtype=dt_np) if b > 1 else jnp.ones((1,), dt_np)
+        w_used = auto_width(devices, cell.n, b) if width == "auto" else width
+        fwd, grad = _programs(cell, amp, STEPS, devices, b, width=width)
+        modes = ["forward"]
+        if width == "auto" and (dev.platform != "cpu" or b <= GRAD_MAX_BATCH_CPU):
+            modes.append("grad")
+        for mode in modes:
+            prog = fwd if mode == "forward" else grad
+            reps = 3 if b * n_comp * STEPS < 5e7 else 1
+            try:
+                c_s, w_s, out, _ = _compile_and_time(prog, (cell, s), reps)
+                if mode == "forward" and b > 1 and not float(jnp.ptp(out[:, -1])) > 0:
+                    raise RuntimeError("the variants did not differ")
+            except Exception as err:  # noqa: BLE001 - out of memory etc.: say so
+                print(f"  {case} b={b} {mode}: skipped ({type(err).__name__}: "
+                      f"{str(err)[:200]})", file=sys.stderr, flush=True)
+                continue
+            row = {"simulator": "jaxdend", "device": dev.platform,
+                   "device_kind": dev.device_kind, "case": case, "batch": b,
+                   "n_comp": n_comp, "n_nodes": int(cell.n), "dtype": dtype,
+                   "mode": mode, "steps": STEPS, "compile_s": c_s, "wall_s": w_s,
+                   "comp_steps_per_s": b * n_comp * STEPS / w_s, "schedule": schedule,
+                   "vmap_width": "full" if w_used is None else min(w_used, b),
+                   "default_width": width == "auto", "n_devices": len(devices)}
+            rows.append(row)
+            print("  " + json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
 def child_jaxdend(cfg: dict) -> dict:
     """Throughput rows, roofline and accuracy traces for one dtype on one device."""
     import jax
 
     jax.config.update("jax_enable_x64", cfg["dtype"] == "float64")
     import equinox as eqx
-    import jax.numpy as jnp
     import numpy as np
 
     import jaxdend as jd
@@ -278,34 +315,8 @@ def child_jaxdend(cfg: dict) -> dict:
                                   (10000, (1000, None))):
                     if b in batches:
                         runs += [(b, w) for w in widths if w != auto_width([dev], cell.n, b)]
-            for b, width in runs:
-                s = jnp.linspace(0.9, 1.1, b, dtype=dt_np) if b > 1 else jnp.ones((1,), dt_np)
-                w_used = auto_width([dev], cell.n, b) if width == "auto" else width
-                fwd, grad = _programs(cell, amp, STEPS, [dev], b, width=width)
-                modes = ["forward"]
-                if width == "auto" and (dev.platform != "cpu" or b <= GRAD_MAX_BATCH_CPU):
-                    modes.append("grad")
-                for mode in modes:
-                    prog = fwd if mode == "forward" else grad
-                    reps = 3 if b * n_comp * STEPS < 5e7 else 1
-                    try:
-                        c_s, w_s, out, _ = _compile_and_time(prog, (cell, s), reps)
-                        if mode == "forward" and b > 1 and not float(jnp.ptp(out[:, -1])) > 0:
-                            raise RuntimeError("the variants did not differ")
-                    except Exception as err:  # noqa: BLE001 - out of memory etc.: say so
-                        print(f"  {case} b={b} {mode}: skipped ({type(err).__name__}: "
-                              f"{str(err)[:200]})", file=sys.stderr, flush=True)
-                        continue
-                    row = {"simulator": "jaxdend", "device": dev.platform,
-                           "device_kind": dev.device_kind, "case": case, "batch": b,
-                           "n_comp": n_comp, "n_nodes": int(cell.n), "dtype": cfg["dtype"],
-                           "mode": mode, "steps": STEPS, "compile_s": c_s, "wall_s": w_s,
-                           "comp_steps_per_s": b * n_comp * STEPS / w_s,
-                           "schedule": schedule,
-                           "vmap_width": "full" if w_used is None else min(w_used, b),
-                           "default_width": width == "auto", "n_devices": 1}
-                    rows.append(row)
-                    print("  " + json.dumps(row), file=sys.stderr, flush=True)
+            rows += _jaxdend_rows(case, cell, amp, n_comp, runs, [dev], cfg["dtype"],
+                                  schedule)
         roof = roofline(dev, dt_np)
         # accuracy traces (CPU only, batch 1): the parent compares float32 with float64
         traces = {}
@@ -482,33 +493,16 @@ def child_cores(cfg: dict) -> dict:
     devices (float64, forward and value-and-gradient)."""
     import jaxdend as jd
 
-    n = jd.batch.use_cpu_cores(cfg["n"])  # before JAX starts
+    jd.batch.use_cpu_cores(cfg["n"])  # before JAX starts
     import jax
-    import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
     devs = jax.devices("cpu")
     rows = []
     for case, batches in cfg["cases"]:
         cell, amp, n_comp = hh_cell(case)
-        for b in batches:
-            fwd, grad = _programs(cell, amp, STEPS, devs, b)
-            w_used = auto_width(devs, cell.n, b)
-            s = jnp.linspace(0.9, 1.1, b)
-            for mode, prog in (("forward", fwd), ("grad", grad)):
-                if mode == "grad" and b > GRAD_MAX_BATCH_CPU:
-                    continue
-                reps = 3 if b * n_comp * STEPS < 5e7 else 1
-                c_s, w_s, _, _ = _compile_and_time(prog, (cell, s), reps)
-                row = {"simulator": "jaxdend", "device": "cpu",
-                       "device_kind": devs[0].device_kind, "case": case, "batch": b,
-                       "n_comp": n_comp, "n_nodes": int(cell.n), "dtype": "float64",
-                       "mode": mode, "steps": STEPS, "compile_s": c_s, "wall_s": w_s,
-                       "comp_steps_per_s": b * n_comp * STEPS / w_s,
-                       "vmap_width": "full" if w_used is None else min(w_used, b),
-                       "default_width": True, "n_devices": n}
-                rows.append(row)
-                print("  " + json.dumps(row), file=sys.stderr, flush=True)
+        rows += _jaxdend_rows(case, cell, amp, n_comp, [(b, "auto") for b in batches], devs,
+                              "float64", "sequential")
     if cfg["jaxley_cases"]:
         rows += _jaxley_rows(cfg["jaxley_cases"], devs)
     return {"rows": rows}
