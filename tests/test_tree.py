@@ -1,6 +1,12 @@
-"""The O(N) tree solve: every schedule equals a dense solve; its custom VJP equals autodiff."""
+"""The O(N) tree solve: every schedule (XLA and native) equals a dense solve; its custom VJP
+equals autodiff; the native CPU code falls back to XLA when it cannot be built."""
 
 import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -53,9 +59,10 @@ def test_every_schedule_equals_dense_solve(name, comps):
     if comps.n >= 64:
         assert any(k.startswith("chains") for k in plans)
     for key, plan in plans.items():
-        x = np.asarray(jax.jit(lambda d, g, b, plan=plan: _tree.tree_solve(plan, d, g, b))(
-            jnp.asarray(d), jnp.asarray(g), jnp.asarray(b)))
-        np.testing.assert_allclose(x, ref, rtol=1e-10, atol=1e-12, err_msg=key)
+        for path, solve in (("xla", _tree._solve_xla), ("default", _tree.tree_solve)):
+            x = np.asarray(jax.jit(lambda d, g, b, plan=plan, solve=solve: solve(plan, d, g, b))(
+                jnp.asarray(d), jnp.asarray(g), jnp.asarray(b)))
+            np.testing.assert_allclose(x, ref, rtol=1e-10, atol=1e-12, err_msg=f"{key} {path}")
 
 
 def test_real_cell_chain_solve_equals_dense(shared_data):
@@ -64,8 +71,10 @@ def test_real_cell_chain_solve_equals_dense(shared_data):
     m, d, g, b = _system(comps, seed=1)
     plan = _tree.TreePlan.from_parent(np.asarray(comps.parent))
     assert plan.chains is not None
-    x = np.asarray(_tree.tree_solve(plan, jnp.asarray(d), jnp.asarray(g), jnp.asarray(b)))
-    np.testing.assert_allclose(x, np.linalg.solve(m, b), rtol=1e-9, atol=1e-11)
+    ref = np.linalg.solve(m, b)
+    for solve in (_tree._solve_xla, _tree.tree_solve):
+        x = np.asarray(solve(plan, jnp.asarray(d), jnp.asarray(g), jnp.asarray(b)))
+        np.testing.assert_allclose(x, ref, rtol=1e-9, atol=1e-11)
 
 
 def test_custom_vjp_equals_autodiff_of_dense_solve():
@@ -116,3 +125,91 @@ def test_own_buffer_is_the_identity_for_values_derivatives_and_batches():
     np.testing.assert_array_equal(grad, [0.0, 1.0, 2.0])
     batch = jnp.stack([y, 2 * y, jnp.full(3, jnp.nan)])
     np.testing.assert_array_equal(jax.vmap(_tree._own_buffer)(batch), batch)
+
+
+def _have_compiler():
+    return bool(os.environ.get("CXX") or any(shutil.which(c) for c in ("c++", "g++", "clang++")))
+
+
+@pytest.mark.skipif(os.environ.get("JAXDEND_NATIVE") == "0", reason="native solve turned off")
+def test_native_solve_is_built_used_on_cpu_and_exact_in_both_dtypes_and_batches():
+    """With a C++ compiler the CPU program calls the native solve (one custom call instead of
+    the chain kernels); it equals the dense solve in float64 and float32, batched (shared and
+    per-item conductances) and differentiated."""
+    if not _have_compiler():
+        pytest.skip("no C++ compiler on this machine")
+    from jaxdend.solve import _native
+
+    assert _native.available(), _native._status.get("error")
+    comps = jd.discretize(jd.binary_tree(depth=5), nseg=lambda i, s: 1 if i == 0 else 8)
+    m, d, g, b = _system(comps, seed=4)
+    plan = _tree.TreePlan.from_parent(np.asarray(comps.parent))
+    fn = jax.jit(lambda d, g, b: _tree.tree_solve(plan, d, g, b))
+    hlo = fn.lower(jnp.asarray(d), jnp.asarray(g), jnp.asarray(b)).compile().as_text()
+    assert "jaxdend_tree_solve_f64" in hlo and "gather" not in hlo
+    ref = np.linalg.solve(m, b)
+    np.testing.assert_allclose(np.asarray(fn(d, g, b)), ref, rtol=1e-12, atol=1e-13)
+    x32 = fn(*(jnp.asarray(a, jnp.float32) for a in (d, g, b)))
+    assert x32.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(x32), ref, rtol=1e-4, atol=1e-5)
+    # batches: 3 right-hand sides and diagonals, the conductances shared or per item
+    rng = np.random.default_rng(5)
+    ds = d + rng.uniform(0.0, 0.5, (3, comps.n))
+    bs = rng.normal(size=(3, comps.n))
+    gs = np.stack([g, 0.5 * g, 2.0 * g])
+    shared = jax.vmap(lambda d, b: _tree.tree_solve(plan, d, g, b))(ds, bs)
+    per_item = jax.vmap(lambda d, g, b: _tree.tree_solve(plan, d, g, b))(ds, gs, bs)
+    for k in range(3):
+        np.testing.assert_allclose(np.asarray(shared[k]),
+                                   np.asarray(_tree._solve_xla(plan, ds[k], g, bs[k])),
+                                   rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(np.asarray(per_item[k]),
+                                   np.asarray(_tree._solve_xla(plan, ds[k], gs[k], bs[k])),
+                                   rtol=1e-12, atol=1e-13)
+    w = jnp.asarray(rng.normal(size=comps.n))
+    grads = [jax.grad(lambda d, g, b, s=s: jnp.sum(w * jnp.sin(s(plan, d, g, b))),
+                      argnums=(0, 1, 2))(d, g, b) for s in (_tree.tree_solve, _tree._solve_xla)]
+    for a, r in zip(*grads):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(r), rtol=1e-11, atol=1e-13)
+
+
+_FALLBACK_SCRIPT = textwrap.dedent("""
+    import warnings
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    import jaxdend as jd
+    cell = jd.Cell(jd.discretize(jd.y_cell(), nseg=3)).insert(jd.channels.HH())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn = jax.jit(lambda c: jd.simulate(c, jd.stimulus.step(0, 0.5, 1.0, 5.0), t1=10.0,
+                                           dt=0.025, record=c.probe("v", index=0))["v"])
+        v = np.asarray(fn(cell))
+    hlo = fn.lower(cell).compile().as_text()
+    print("CUSTOM_CALL", "jaxdend_tree_solve" in hlo)
+    print("WARNINGS", [str(w.message) for w in caught if "native CPU tree" in str(w.message)])
+    np.save(__import__("sys").argv[1], v)
+""")
+
+
+def test_native_solve_falls_back_to_xla_with_a_warning_or_when_turned_off(tmp_path):
+    """No compiler: one warning naming the reason and the fix, then the XLA solve with the
+    same trace; JAXDEND_NATIVE=0: the XLA solve, no warning."""
+    script = tmp_path / "fallback.py"
+    script.write_text(_FALLBACK_SCRIPT)
+    env = dict(os.environ, JAXDEND_CACHE_DIR=str(tmp_path / "cache"),
+               CXX=str(tmp_path / "no-such-compiler"))
+    env.pop("JAXDEND_NATIVE", None)
+    runs = {}
+    for name, extra in (("no_compiler", {}), ("off", {"JAXDEND_NATIVE": "0"})):
+        out = subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.npy")],
+                             env=dict(env, **extra), capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs[name] = out.stdout
+    assert "CUSTOM_CALL False" in runs["no_compiler"] and "CUSTOM_CALL False" in runs["off"]
+    warned = runs["no_compiler"].split("WARNINGS", 1)[1]
+    assert "no-such-compiler" in warned and "JAXDEND_NATIVE=0" in warned
+    assert "WARNINGS []" in runs["off"]
+    np.testing.assert_array_equal(np.load(tmp_path / "no_compiler.npy"),
+                                  np.load(tmp_path / "off.npy"))

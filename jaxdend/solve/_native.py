@@ -1,0 +1,130 @@
+"""The tree solve as native CPU code, an XLA FFI custom call built on first use.
+
+On CPU, XLA runs the chain-reduction solve of `_tree.py` as about 60 small kernels per solve,
+and their launch cost, not the arithmetic, sets its speed (~10 ns per node on the 2-core dev
+machine, against ~4.5 ns for this code: `benchmarks/README.md`). `native/tree_solve.cc` is the
+same elimination written out in C++ (nodes grouped by height so that independent divisions
+overlap), compiled once per machine with the system's C++ compiler into a cache folder and
+called through `jax.ffi`. GPU and TPU programs keep the XLA solve (`jax.lax.platform_dependent`).
+
+Where it does not apply, everything still works with the XLA solve:
+- ``JAXDEND_NATIVE=0`` in the environment turns it off;
+- without a C++ compiler (or if the build fails) jaxdend warns once and uses the XLA solve;
+- compiler: ``$CXX``, else ``c++``/``g++``/``clang++`` on the PATH; cache folder:
+  ``$JAXDEND_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxdend`` or ``~/.cache/jaxdend``.
+
+Units: whatever the caller's are (uS, uS and nA give mV).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+
+_SOURCE = Path(__file__).with_name("native") / "tree_solve.cc"
+_FLAGS = ("-O3", "-shared", "-fPIC", "-std=c++17", "-w")
+_TARGETS = {  # dtype -> (FFI target name, handler symbol)
+    np.dtype(np.float64): ("jaxdend_tree_solve_f64", "JaxdendTreeSolveF64"),
+    np.dtype(np.float32): ("jaxdend_tree_solve_f32", "JaxdendTreeSolveF32"),
+}
+_lock = threading.Lock()
+_status: dict[str, object] = {}
+
+
+def cache_dir() -> Path:
+    """Folder of the compiled library (see the module docstring)."""
+    root = os.environ.get("JAXDEND_CACHE_DIR")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "jaxdend")
+    return Path(root)
+
+
+def _compiler() -> str:
+    cxx = os.environ.get("CXX") or next(
+        (c for c in ("c++", "g++", "clang++") if shutil.which(c)), None)
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (install g++ or clang++, or set CXX)")
+    return cxx
+
+
+def _build() -> Path:
+    """Compile the handlers (once per source, compiler, jaxlib and machine) and return the
+    library's path."""
+    if getattr(jax, "ffi", None) is None:
+        raise RuntimeError(f"jax {jax.__version__} has no jax.ffi (needs jax >= 0.4.38)")
+    cxx = _compiler()
+    include = jax.ffi.include_dir()
+    key = hashlib.sha256(b"\0".join([
+        _SOURCE.read_bytes(), cxx.encode(), " ".join(_FLAGS).encode(), include.encode(),
+        jax.__version__.encode(), platform.machine().encode()])).hexdigest()[:16]
+    out = cache_dir() / f"tree_solve-{key}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        cmd = [cxx, *_FLAGS, "-I", include, str(_SOURCE), "-o", tmp]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if res.returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd)}` failed: {res.stderr.strip()[-1500:]}")
+        os.replace(tmp, out)  # atomic: concurrent builders (test workers) agree
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def available() -> bool:
+    """True if the native CPU tree solve is built and registered with XLA (built on the
+    first call in a process; False with ``JAXDEND_NATIVE=0`` or when the build failed, after
+    one warning that names the reason)."""
+    with _lock:
+        if "ok" not in _status:
+            _status["ok"] = False
+            if os.environ.get("JAXDEND_NATIVE", "1").strip() == "0":
+                return False
+            try:
+                lib = ctypes.cdll.LoadLibrary(str(_build()))
+                for name, symbol in _TARGETS.values():
+                    jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)),
+                                                platform="cpu")
+                _status["lib"] = lib  # keep the library loaded
+                _status["ok"] = True
+            except Exception as err:  # noqa: BLE001 - any failure means: use the XLA solve
+                _status["error"] = f"{type(err).__name__}: {err}"
+                warnings.warn(
+                    "jaxdend could not build its native CPU tree solver, so simulations use "
+                    f"the XLA solve (correct, about 2x slower on CPU). Reason: {err}. "
+                    "Install a C++ compiler (g++ or clang++, or set CXX), or set "
+                    "JAXDEND_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=2)
+        return bool(_status["ok"])
+
+
+def supports(d, g, b) -> bool:
+    """True if `available` and the arrays have one dtype the native code handles."""
+    dt = np.dtype(d.dtype)
+    return (dt in _TARGETS and np.dtype(g.dtype) == dt and np.dtype(b.dtype) == dt
+            and available())
+
+
+def tree_solve(parent: np.ndarray, up: np.ndarray, down: np.ndarray, d, g, b):
+    """``M v = b`` for the tree matrix of `parent` (see `jaxdend.solve.tree_solve`), by the
+    native CPU handler; `up` / `down` are the elimination and substitution orders (non-root
+    nodes, children before parents / parents before children). Batched under vmap."""
+    name, _ = _TARGETS[np.dtype(d.dtype)]
+    call = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct(b.shape, b.dtype),
+                            vmap_method="broadcast_all")
+    return call(d, g, b, parent=parent, up=up, down=down)
