@@ -296,7 +296,7 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
 
     def advance(y, k):
         ta = t0 + k * dt
-        return pack(solver.advance(term, ta, ta + dt, unpack(y), tables))
+        return pack(solver.advance(term, ta, ta + dt, unpack(y), tables, dt=dt))
 
     policy = jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
     # units of several steps pay only when checkpointed, and not with synaptic input
