@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._cell import Cell
-from ..solve import simulate
+from ..solve import _native, simulate
 from ..stimulus import CurrentClamp, Stimulus, as_stimulus
 from ..synapses import Input, SpikeTrains
 from ._shard import batch_mesh, chunk_size, n_devices, pad_batch, shard_batch, sharded_vmap
@@ -418,17 +418,21 @@ def _take(tree, idx):
 
 
 # The CPU rule of vmap_width="auto" (one CPU device, HH, float64; numbers from
-# benchmarks/throughput.py, see benchmarks/README.md): groups of ~256 nodes' worth (5 variants
-# of the 50-node reduced pyramidal cell), unless a device's block holds >= 20,000 nodes of
-# cells of up to 512 nodes: then one vmap over the block is faster (reduced cell, 1,000
-# variants: 68-75 vs 45-46 Mcs/s forward in two runs), in groups of at most 100,000 nodes
-# (10,000 variants: 65.6 in groups of 2,000, 48.0 as one vmap of all). Widths in between
-# (10-25 variants of 50 nodes) are 2-3x slower: XLA compiles the sequential tree solve's
-# loop into one kernel only while its state is a few kB, and above that dispatches every
-# iteration, which only a very wide vmap amortises. Cells of 750-2,000 nodes run one at a
-# time (their chain solve is vectorised already; the whole block of 100 was between -16 %
-# and +21 % across the session's runs). The 512 bound lies between those sizes; ad hoc runs
-# on 140- and 284-node binary trees (200 and 400 variants) gained 1.4-1.6x from one vmap.
+# benchmarks/throughput.py and its width study, see benchmarks/README.md).
+# With the native tree solve (jaxdend/solve/_native.py, the default on CPU): one vmap over a
+# device's block, in groups of at most 100,000 nodes. Session 8, batch 100: full width
+# against one at a time 58.8 vs 47.2 Mnode-steps/s (1,080-node tree), 57.2 vs 41.8 (930-node
+# real cell), 34.7 vs 17.1 (50-node reduced cell; 27.1 at the old width 5); middle widths lie
+# in between; gradients 17.3 vs 14.8 (tree), 13.8 vs 9.1 (reduced cell, width 5). 10,000
+# variants of the reduced cell: 65.6 Mcs/s in groups of 2,000 against 48.0 as one vmap of all
+# (session 6).
+# With the XLA solve (no compiler, JAXDEND_NATIVE=0): groups of ~256 nodes' worth (5 variants
+# of the 50-node cell), unless a device's block holds >= 20,000 nodes of cells of up to 512
+# nodes: then as above (reduced cell, 1,000 variants: 68-75 vs 45-46 Mcs/s forward). Widths
+# in between are 2-3x slower there: XLA compiles the sequential tree solve's loop into one
+# kernel only while its state is a few kB, and above that dispatches every iteration, which
+# only a very wide vmap amortises; cells of 750-2,000 nodes run one at a time (the whole
+# block of 100 was between -16 % and +21 % across session 6's runs).
 _CPU_GROUP_NODES = 256
 _CPU_WIDE_MAX_NODES = 512
 _CPU_WIDE_NODES = 20_000
@@ -443,7 +447,9 @@ def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int):
         if not cpu:
             return None
         n_nodes = max(1, int(n_nodes))
-        if n_nodes <= _CPU_WIDE_MAX_NODES and per_device * n_nodes >= _CPU_WIDE_NODES:
+        wide = _native.available() or (
+            n_nodes <= _CPU_WIDE_MAX_NODES and per_device * n_nodes >= _CPU_WIDE_NODES)
+        if wide:
             return None if per_device * n_nodes <= _CPU_WIDE_GROUP_NODES else max(
                 1, _CPU_WIDE_GROUP_NODES // n_nodes)
         return max(1, _CPU_GROUP_NODES // n_nodes)
@@ -634,11 +640,11 @@ def sweep(
             on C060114A5 at nseg 2, where spikes shift by up to 0.06 ms; same spike counts)
             or "float64".
         vmap_width: variants vectorised together per device (see `sharded_vmap`); "auto":
-            on CPUs about 256 nodes' worth (5 for a 50-node cell, 1 for 1,000 nodes), or the
-            whole chunk when a device's share of it holds >= 20,000 nodes of cells of up to
-            512 nodes, in groups of at most 100,000 nodes (1.5-1.6x faster for 1,000 variants
-            of a 50-node cell; middle widths are 2-3x slower); the whole chunk on GPUs; None:
-            the whole chunk.
+            on CPUs a device's whole share of the chunk in groups of at most 100,000 nodes
+            (1.2-2x faster than one variant at a time; without the native CPU tree solve,
+            ~256 nodes' worth unless the share holds >= 20,000 nodes of cells of up to 512
+            nodes, see jaxdend/batch/_sweep.py); the whole chunk on GPUs; None: the whole
+            chunk.
         units: name -> unit for "stim." values (cell parameter units are filled in).
         **simulate_kwargs: passed to `simulate` (solver, record_every, checkpoint, t0, ...).
 
