@@ -420,15 +420,16 @@ def _take(tree, idx):
 # The CPU rule of vmap_width="auto" (one CPU device, HH, float64; numbers from
 # benchmarks/throughput.py and its width study, see benchmarks/README.md).
 # With the native tree solve (jaxdend/solve/_native.py, the default on CPU): one vmap over a
-# device's block, in groups of at most 100,000 nodes. Session 8, batch 100: full width
-# against one at a time 58.8 vs 47.2 Mnode-steps/s (1,080-node tree), 57.2 vs 41.8 (930-node
-# real cell), 34.7 vs 17.1 (50-node reduced cell; 27.1 at the old width 5); middle widths lie
-# in between; gradients 17.3 vs 14.8 (tree), 13.8 vs 9.1 (reduced cell, width 5). 10,000
-# variants of the reduced cell: 65.6 Mcs/s in groups of 2,000 against 48.0 as one vmap of all
-# (session 6).
+# device's block, in groups of at most 500,000 nodes. Session 8 (throughput.py, 400 steps),
+# batch 100, full width against one at a time: 58.1 vs 47.1 Mcs/s (1,080-node tree), 48.0 vs
+# 39.2 (930-node real cell), 57.2 vs 43.6 (1,953 nodes), 36.9 vs 23.0 (50-node reduced cell);
+# widths 4 and 16 in between; groups that do not divide the block (92 + 8) 25 % slower than
+# full width; 10,000 variants of the reduced cell (500,000 nodes): full width 39.3 against
+# 40.8 in groups of 2,000 (float32 57.9 / 54.4).
 # With the XLA solve (no compiler, JAXDEND_NATIVE=0): groups of ~256 nodes' worth (5 variants
 # of the 50-node cell), unless a device's block holds >= 20,000 nodes of cells of up to 512
-# nodes: then as above (reduced cell, 1,000 variants: 68-75 vs 45-46 Mcs/s forward). Widths
+# nodes: then one vmap in groups of at most 100,000 nodes (reduced cell, 1,000 variants:
+# 68-75 vs 45-46 Mcs/s forward; 10,000: 65.6 in groups of 2,000, 48.0 as one vmap). Widths
 # in between are 2-3x slower there: XLA compiles the sequential tree solve's loop into one
 # kernel only while its state is a few kB, and above that dispatches every iteration, which
 # only a very wide vmap amortises; cells of 750-2,000 nodes run one at a time (the whole
@@ -437,6 +438,7 @@ _CPU_GROUP_NODES = 256
 _CPU_WIDE_MAX_NODES = 512
 _CPU_WIDE_NODES = 20_000
 _CPU_WIDE_GROUP_NODES = 100_000
+_CPU_NATIVE_GROUP_NODES = 500_000
 
 
 def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int):
@@ -447,12 +449,13 @@ def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int):
         if not cpu:
             return None
         n_nodes = max(1, int(n_nodes))
-        wide = _native.available() or (
-            n_nodes <= _CPU_WIDE_MAX_NODES and per_device * n_nodes >= _CPU_WIDE_NODES)
-        if wide:
-            return None if per_device * n_nodes <= _CPU_WIDE_GROUP_NODES else max(
-                1, _CPU_WIDE_GROUP_NODES // n_nodes)
-        return max(1, _CPU_GROUP_NODES // n_nodes)
+        if _native.available():
+            group = _CPU_NATIVE_GROUP_NODES
+        elif n_nodes <= _CPU_WIDE_MAX_NODES and per_device * n_nodes >= _CPU_WIDE_NODES:
+            group = _CPU_WIDE_GROUP_NODES
+        else:
+            return max(1, _CPU_GROUP_NODES // n_nodes)
+        return None if per_device * n_nodes <= group else max(1, group // n_nodes)
     if vmap_width is not None and (isinstance(vmap_width, bool) or not isinstance(
             vmap_width, (int, np.integer)) or vmap_width < 1):
         raise ValueError(f"vmap_width must be 'auto', None or an integer >= 1, got "
@@ -640,8 +643,8 @@ def sweep(
             on C060114A5 at nseg 2, where spikes shift by up to 0.06 ms; same spike counts)
             or "float64".
         vmap_width: variants vectorised together per device (see `sharded_vmap`); "auto":
-            on CPUs a device's whole share of the chunk in groups of at most 100,000 nodes
-            (1.2-2x faster than one variant at a time; without the native CPU tree solve,
+            on CPUs a device's whole share of the chunk in groups of at most 500,000 nodes
+            (1.2-1.6x faster than one variant at a time; without the native CPU tree solve,
             ~256 nodes' worth unless the share holds >= 20,000 nodes of cells of up to 512
             nodes, see jaxdend/batch/_sweep.py); the whole chunk on GPUs; None: the whole
             chunk.
