@@ -249,7 +249,7 @@ def test_fit_starts_equals_fit(cell):
 
 # ----------------------------------------------------------------------------- precision
 def test_float32_sweep_close_to_float64():
-    """float32 stays within 0.5 mV of float64 (reduced pyramidal cell, HH, spiking)."""
+    """float32 stays within 0.1 mV of float64 (reduced pyramidal cell, HH, spiking)."""
     cell = hh_cell(jd.reduced_pyramidal())
     kw = dict(t1=40.0, grid=True)
     params = {"HH.g_na": [0.1, 0.12], "stim.amp": [0.3, 0.8]}
@@ -258,7 +258,7 @@ def test_float32_sweep_close_to_float64():
     r32 = batch.sweep(cell, params, stim, dtype="float32", **kw)
     assert r32["v"].dtype == np.float32 and r64["v"].dtype == np.float64
     dev = np.abs(r32["v"].astype(float) - r64["v"])
-    assert dev.max() < 0.5, dev.max()  # mV
+    assert dev.max() < 0.1, dev.max()  # mV
     assert r64["v"].max() > 0  # it spiked
     again = batch.sweep(cell, params, stim, **kw)  # float64 after float32 stays float64
     np.testing.assert_array_equal(again["v"], r64["v"])

@@ -638,13 +638,13 @@ def sweep(
             move to host memory, so device memory is bounded by one chunk.
         devices: devices to shard every chunk over (see `batch_mesh`; default all devices).
         dtype: None (float64 when jax_enable_x64 is on), "float32" (the cell and values are
-            cast and run with 64-bit JAX off: ~1.7x faster on CPU; against float64, 100 ms
-            of spiking: 0.42 mV max on the reduced pyramidal HH cell, 8 mV max / 0.22 mV mean
-            on C060114A5 at nseg 2, where spikes shift by up to 0.06 ms; same spike counts)
+            cast and run with 64-bit JAX off: ~1.2-1.8x faster on CPU; against float64, 100 ms
+            of spiking: 0.004 mV max on the reduced pyramidal HH cell, 0.04 mV on C060114A5
+            at nseg 2, spikes shifted by < 1 us, same spike counts; benchmarks/throughput.py)
             or "float64".
         vmap_width: variants vectorised together per device (see `sharded_vmap`); "auto":
             on CPUs a device's whole share of the chunk in groups of at most 500,000 nodes
-            (1.2-1.6x faster than one variant at a time; without the native CPU tree solve,
+            (1.25-1.7x faster than one variant at a time; without the native CPU tree solve,
             ~256 nodes' worth unless the share holds >= 20,000 nodes of cells of up to 512
             nodes, see jaxdend/batch/_sweep.py); the whole chunk on GPUs; None: the whole
             chunk.
