@@ -99,7 +99,7 @@ def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y):
     par = np.maximum(cell.comps.parent, 0)
     # The barrier keeps XLA from folding this loop-invariant scatter into the per-step
     # diagonal below, so the time loop computes it once instead of every step (tabulated HH
-    # step on the 1,080-node tree ~6 % faster).
+    # step on the 1,080-node tree ~8 % faster).
     diag = jax.lax.optimization_barrier(g + jax.ops.segment_sum(g, par, num_segments=cell.n))
     d = cdt + g_ion + diag
     i_ext = stimulus.current(t_mid, cell.n)
