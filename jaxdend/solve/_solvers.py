@@ -236,7 +236,8 @@ class BackwardEuler(AbstractCableSolver):
 
     def advance(self, terms, t0, t1, y0, tables=None, dt=None):
         """Advance the state from t0 to t1 (ms); `tables`, `dt` as in `AbstractCableSolver`."""
-        cell, dt = terms.cell, t1 - t0 if dt is None else dt
+        cell = terms.cell
+        dt = t1 - t0 if dt is None else dt
         tables = self._tables_for(terms, dt, tables)
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
         v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y_d["v"], y_d)
