@@ -420,12 +420,13 @@ def _take(tree, idx):
 # The CPU rule of vmap_width="auto" (one CPU device, HH, float64; numbers from
 # benchmarks/throughput.py and its width study, see benchmarks/README.md).
 # With the native tree solve (jaxdend/solve/_native.py, the default on CPU): one vmap over a
-# device's block, in groups of at most 500,000 nodes. Session 8 (throughput.py, 400 steps),
-# batch 100, full width against one at a time: 58.1 vs 47.1 Mcs/s (1,080-node tree), 48.0 vs
-# 39.2 (930-node real cell), 57.2 vs 43.6 (1,953 nodes), 36.9 vs 23.0 (50-node reduced cell);
-# widths 4 and 16 in between; groups that do not divide the block (92 + 8) 25 % slower than
-# full width; 10,000 variants of the reduced cell (500,000 nodes): full width 39.3 against
-# 40.8 in groups of 2,000 (float32 57.9 / 54.4).
+# device's block, in groups of at most 500,000 nodes. Session 8 (throughput.py, 400 steps,
+# results/throughput.json), batch 100, full width against one at a time: 74.7 vs 47.6 Mcs/s
+# (1,080-node tree), 59.4 vs 39.7 (930-node real cell), 45.7 vs 36.5 (1,953 nodes), 37.9 vs
+# 22.6 (50-node reduced cell); widths 4 and 16 in between; 10,000 variants of the reduced
+# cell (500,000 nodes): full width 48.6 against 45.6 in groups of 1,000. An earlier run with
+# groups capped at 100,000 nodes ran 100 tree variants as 92 + 8 at 43.8 against 58.1 at
+# full width.
 # With the XLA solve (no compiler, JAXDEND_NATIVE=0): groups of ~256 nodes' worth (5 variants
 # of the 50-node cell), unless a device's block holds >= 20,000 nodes of cells of up to 512
 # nodes: then one vmap in groups of at most 100,000 nodes (reduced cell, 1,000 variants:
