@@ -33,11 +33,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
-_SOURCE = Path(__file__).with_name("native") / "tree_solve.cc"
-_FLAGS = ("-O3", "-shared", "-fPIC", "-std=c++17", "-w")
+_SOURCES = tuple(Path(__file__).with_name("native") / f for f in ("tree_solve.cc", "hh_gates.cc"))
+# no trapping math / errno: lets the compiler vectorise branch-free selects (results unchanged)
+_FLAGS = ("-O3", "-shared", "-fPIC", "-std=c++17", "-fno-trapping-math", "-fno-math-errno", "-w")
 _TARGETS = {  # dtype -> (FFI target name, handler symbol)
     np.dtype(np.float64): ("jaxdend_tree_solve_f64", "JaxdendTreeSolveF64"),
     np.dtype(np.float32): ("jaxdend_tree_solve_f32", "JaxdendTreeSolveF32"),
+}
+_HH_TARGETS = {  # dtype -> (FFI target name, handler symbol): the HH gate step (hh_gates.cc)
+    np.dtype(np.float64): ("jaxdend_hh_gates_f64", "JaxdendHHGatesF64"),
+    np.dtype(np.float32): ("jaxdend_hh_gates_f32", "JaxdendHHGatesF32"),
 }
 _lock = threading.Lock()
 _status: dict[str, object] = {}
@@ -68,16 +73,16 @@ def _build() -> Path:
     cxx = _compiler()
     include = jax.ffi.include_dir()
     key = hashlib.sha256(b"\0".join([
-        _SOURCE.read_bytes(), cxx.encode(), " ".join(_FLAGS).encode(), include.encode(),
+        *(f.read_bytes() for f in _SOURCES), cxx.encode(), " ".join(_FLAGS).encode(), include.encode(),
         jax.__version__.encode(), platform.machine().encode()])).hexdigest()[:16]
-    out = cache_dir() / f"tree_solve-{key}.so"
+    out = cache_dir() / f"native-{key}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        cmd = [cxx, *_FLAGS, "-I", include, str(_SOURCE), "-o", tmp]
+        cmd = [cxx, *_FLAGS, "-I", include, *map(str, _SOURCES), "-o", tmp]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if res.returncode != 0:
             raise RuntimeError(f"`{' '.join(cmd)}` failed: {res.stderr.strip()[-1500:]}")
@@ -99,7 +104,7 @@ def available() -> bool:
                 return False
             try:
                 lib = ctypes.cdll.LoadLibrary(str(_build()))
-                for name, symbol in _TARGETS.values():
+                for name, symbol in [*_TARGETS.values(), *_HH_TARGETS.values()]:
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)),
                                                 platform="cpu")
                 _status["lib"] = lib  # keep the library loaded
@@ -130,3 +135,19 @@ def tree_solve(parent: np.ndarray, up: np.ndarray, down: np.ndarray, d, g, b):
     call = jax.ffi.ffi_call(name, jax.ShapeDtypeStruct(b.shape, b.dtype),
                             vmap_method="broadcast_all")
     return call(d, g, b, parent=parent, up=up, down=down)
+
+
+def hh_gates_supported(v) -> bool:
+    """True if `available` and `v` has a dtype the native HH gate step handles."""
+    return np.dtype(v.dtype) in _HH_TARGETS and available()
+
+
+def hh_gates(m, h, n, v, k):
+    """One exponential-Euler step of hh.mod's m, h, n at voltage `v` (mV) with
+    ``k = dt q10`` (ms; one value per batch element), by the native CPU handler
+    (`native/hh_gates.cc`, the formulas of `jaxdend.channels.HH.exp_euler`). Batched under
+    vmap."""
+    name, _ = _HH_TARGETS[np.dtype(v.dtype)]
+    out = jax.ShapeDtypeStruct(v.shape, v.dtype)
+    call = jax.ffi.ffi_call(name, (out, out, out), vmap_method="broadcast_all")
+    return tuple(call(m, h, n, v, k))
