@@ -12,8 +12,8 @@ called through `jax.ffi`. GPU and TPU programs keep the XLA solve (`jax.lax.plat
 `native/hh_gates.cc` is `jaxdend.channels.HH`'s exponential-Euler gate step (hh.mod's rates) as
 one vectorised loop with a polynomial exponential, where XLA runs the same formulas as about ten
 loops per step (1,080-node HH tree, 4,000 steps, same-process A/B by hand: forward 86 -> 56 ms).
-Its derivatives stay in XLA: the same loop with the partial derivatives (`kParts` in the
-source, not registered) made that tree's value-and-gradient 2x slower (717 vs 349 ms).
+Its derivatives stay in XLA: the same loop returning the step's partial derivatives as well
+(tried for HH's custom JVP) made that tree's value-and-gradient 2x slower (717 vs 349 ms).
 
 Where it does not apply, everything still works with the XLA code:
 - ``JAXDEND_NATIVE=0`` in the environment turns it off;

@@ -3,9 +3,8 @@
 //
 // Same formulas, in the same order of operations, as `_hh_exp_euler_parts` in
 // jaxdend/channels/_hh.py (which documents them): per node the three rate exponentials, the
-// six rates, and per gate x' = inf + (x - inf) exp(-k (a + b)) with k = dt q10. The "parts"
-// handler also returns the partial derivatives of x' (d x'/d x, d x'/d v, d x'/d k) that the
-// custom JVP of `_hh_exp_euler` needs. XLA runs these formulas as about ten separate loops per
+// six rates, and per gate x' = inf + (x - inf) exp(-k (a + b)) with k = dt q10 (the value only;
+// derivatives stay in XLA, see _native.py). XLA runs these formulas as about ten separate loops per
 // step; here they are one loop whose exponentials are a branch-free polynomial the compiler
 // vectorises (function clones for AVX-512 and AVX2 are picked at load time, where the
 // compiler supports them), so a step reads and writes every array once.
@@ -86,121 +85,67 @@ inline double Ratio(double z, double e) {
   return small ? series : (z > kTrapMax ? 0.0 : q);
 }
 
-// d/dz of z / (e^z - 1), as `_slope_from_exp`
-inline double Slope(double z, double ratio, double e) {
-  const bool small = Abs(z) < kSeriesCut;
-  const double z2 = z * z;
-  const double series = -0.5 + z * (1.0 / 6.0 + z2 * (-1.0 / 180.0 + z2 * (1.0 / 5040.0)));
-  const double den = small ? 1.0 : e - 1.0;
-  const double q = (1.0 - ratio * e) / den;
-  return small ? series : (z > kTrapMax ? 0.0 : q);
-}
-
-struct Step {
-  double x, e, dv, dk;
-};
-
-// one gate: x' = inf + (x - inf) e, e = exp(-k (a + b)), and (if parts) its derivatives
-inline Step Gate(double x, double a, double b, double da, double db, double k) {
+// one gate: x' = inf + (x - inf) exp(-k (a + b)), inf = a / (a + b)
+inline double Gate(double x, double a, double b, double k) {
   const double s = a + b;
   const double inf = a / s;
-  const double e = Exp(-k * s);
-  const double gap = (x - inf) * e;
-  const double ds = da + db;
-  return {inf + gap, e, (1.0 - e) * (da - inf * ds) / s - gap * k * ds, -gap * s};
+  return inf + (x - inf) * Exp(-k * s);
 }
 
-template <typename T, bool kParts>
+template <typename T>
 JAXDEND_CLONES void Gates(int64_t count, double k, const T* __restrict m,
                           const T* __restrict h, const T* __restrict n,
-                          const T* __restrict v, T* const* out_ptrs) {
-  T* __restrict o[12];
-  for (int j = 0; j < 12; ++j) o[j] = out_ptrs[j];
-  T* __restrict o0 = o[0]; T* __restrict o1 = o[1]; T* __restrict o2 = o[2];
-  T* __restrict o3 = o[3]; T* __restrict o4 = o[4]; T* __restrict o5 = o[5];
-  T* __restrict o6 = o[6]; T* __restrict o7 = o[7]; T* __restrict o8 = o[8];
-  T* __restrict o9 = o[9]; T* __restrict o10 = o[10]; T* __restrict o11 = o[11];
+                          const T* __restrict v, T* __restrict m_out, T* __restrict h_out,
+                          T* __restrict n_out) {
   for (int64_t i = 0; i < count; ++i) {
     const double vi = static_cast<double>(v[i]);
     const double u = vi + 65.0;
     const double z_m = (vi + 40.0) * -0.1;
-    const double x_w = u * -0.0125;
-    const double x_b = u * (-1.0 / 18.0);
     const double e_m = Exp(Min(z_m, kTrapMax));
-    const double w = Exp(Min(x_w, 170.0));
-    const double e_b = Exp(Min(x_b, kTrapMax));
-    const double z_n = z_m - 1.5;
-    const double e_n = e_m * kEM15;
-    const double ratio_m = Ratio(z_m, e_m);
-    const double ratio_n = Ratio(z_n, e_n);
+    const double w = Exp(Min(u * -0.0125, 170.0));
+    const double e_b = Exp(Min(u * (-1.0 / 18.0), kTrapMax));
     const double w2 = w * w;
-    const double e_h = e_m * kEHalf;
-    const double am = ratio_m, ah = 0.07 * (w2 * w2), an = 0.1 * ratio_n;
-    const double bm = 4.0 * e_b, bh = 1.0 / (e_h + 1.0), bn = 0.125 * w;
-    double dam = 0.0, dbm = 0.0, dah = 0.0, dbh = 0.0, dan = 0.0, dbn = 0.0;
-    if (kParts) {
-      dam = -0.1 * Slope(z_m, ratio_m, e_m);
-      dbm = x_b < kTrapMax ? bm * (-1.0 / 18.0) : 0.0;
-      dah = x_w < 170.0 ? ah * -0.05 : 0.0;
-      dbh = z_m < kTrapMax ? 0.1 * bh * bh * e_h : 0.0;
-      dan = -0.01 * Slope(z_n, ratio_n, e_n);
-      dbn = x_w < 170.0 ? bn * -0.0125 : 0.0;
-    }
-    const Step sm = Gate(static_cast<double>(m[i]), am, bm, dam, dbm, k);
-    const Step sh = Gate(static_cast<double>(h[i]), ah, bh, dah, dbh, k);
-    const Step sn = Gate(static_cast<double>(n[i]), an, bn, dan, dbn, k);
-    o0[i] = static_cast<T>(sm.x);
-    o1[i] = static_cast<T>(sh.x);
-    o2[i] = static_cast<T>(sn.x);
-    if (kParts) {
-      o3[i] = static_cast<T>(sm.e); o4[i] = static_cast<T>(sh.e); o5[i] = static_cast<T>(sn.e);
-      o6[i] = static_cast<T>(sm.dv); o7[i] = static_cast<T>(sh.dv);
-      o8[i] = static_cast<T>(sn.dv);
-      o9[i] = static_cast<T>(sm.dk); o10[i] = static_cast<T>(sh.dk);
-      o11[i] = static_cast<T>(sn.dk);
-    }
+    const double am = Ratio(z_m, e_m), bm = 4.0 * e_b;
+    const double ah = 0.07 * (w2 * w2), bh = 1.0 / (e_m * kEHalf + 1.0);
+    const double an = 0.1 * Ratio(z_m - 1.5, e_m * kEM15), bn = 0.125 * w;
+    m_out[i] = static_cast<T>(Gate(static_cast<double>(m[i]), am, bm, k));
+    h_out[i] = static_cast<T>(Gate(static_cast<double>(h[i]), ah, bh, k));
+    n_out[i] = static_cast<T>(Gate(static_cast<double>(n[i]), an, bn, k));
   }
 }
 
-template <ffi::DataType DT, bool kParts>
+template <ffi::DataType DT>
 ffi::Error Run(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::AnyBuffer v,
-               ffi::AnyBuffer k, ffi::RemainingRets rets) {
+               ffi::AnyBuffer k, ffi::Result<ffi::AnyBuffer> m_out,
+               ffi::Result<ffi::AnyBuffer> h_out, ffi::Result<ffi::AnyBuffer> n_out) {
   using T = ffi::NativeType<DT>;
   const int64_t total = static_cast<int64_t>(v.element_count());
   const int64_t groups = static_cast<int64_t>(k.element_count());
-  const size_t n_out = kParts ? 12 : 3;
-  if (rets.size() != n_out) {
-    return ffi::Error::InvalidArgument("jaxdend hh gates: wrong number of results");
+  for (const ffi::AnyBuffer* x : {&m, &h, &n}) {
+    if (static_cast<int64_t>(x->element_count()) != total || x->element_type() != DT) {
+      return ffi::Error::InvalidArgument("jaxdend hh gates: m, h, n and v differ");
+    }
   }
-  if (static_cast<int64_t>(m.element_count()) != total ||
-      static_cast<int64_t>(h.element_count()) != total ||
-      static_cast<int64_t>(n.element_count()) != total || groups == 0 || total % groups != 0) {
-    return ffi::Error::InvalidArgument("jaxdend hh gates: m, h, n, v and k differ in size");
-  }
-  if (m.element_type() != DT || h.element_type() != DT || n.element_type() != DT ||
-      v.element_type() != DT || k.element_type() != DT) {
-    return ffi::Error::InvalidArgument("jaxdend hh gates: m, h, n, v and k differ in dtype");
-  }
-  T* out[12];
-  for (size_t j = 0; j < n_out; ++j) {
-    auto r = rets.get<ffi::AnyBuffer>(j);
-    if (r.has_error()) return r.error();
-    if (static_cast<int64_t>((*r)->element_count()) != total || (*r)->element_type() != DT) {
+  for (ffi::Result<ffi::AnyBuffer>* x : {&m_out, &h_out, &n_out}) {
+    if (static_cast<int64_t>((*x)->element_count()) != total || (*x)->element_type() != DT) {
       return ffi::Error::InvalidArgument("jaxdend hh gates: results differ from v");
     }
-    out[j] = reinterpret_cast<T*>((*r)->untyped_data());
   }
-  const T* mp = reinterpret_cast<const T*>(m.untyped_data());
-  const T* hp = reinterpret_cast<const T*>(h.untyped_data());
-  const T* np_ = reinterpret_cast<const T*>(n.untyped_data());
-  const T* vp = reinterpret_cast<const T*>(v.untyped_data());
-  const T* kp = reinterpret_cast<const T*>(k.untyped_data());
+  if (v.element_type() != DT || k.element_type() != DT || groups == 0 || total % groups != 0) {
+    return ffi::Error::InvalidArgument("jaxdend hh gates: v and k do not match");
+  }
+  const auto in = [](const ffi::AnyBuffer& x) {
+    return reinterpret_cast<const T*>(x.untyped_data());
+  };
+  const auto out = [](ffi::Result<ffi::AnyBuffer>& x) {
+    return reinterpret_cast<T*>(x->untyped_data());
+  };
+  const T* kp = in(k);
   const int64_t per = total / groups;
-  for (int64_t gi = 0; gi < groups; ++gi) {
-    const int64_t o = gi * per;
-    T* outs[12];
-    for (size_t j = 0; j < 12; ++j) outs[j] = j < n_out ? out[j] + o : out[0] + o;
-    Gates<T, kParts>(per, static_cast<double>(kp[gi]), mp + o, hp + o, np_ + o, vp + o, outs);
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t o = g * per;
+    Gates<T>(per, static_cast<double>(kp[g]), in(m) + o, in(h) + o, in(n) + o, in(v) + o,
+             out(m_out) + o, out(h_out) + o, out(n_out) + o);
   }
   return ffi::Error::Success();
 }
@@ -214,9 +159,9 @@ ffi::Error Run(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::AnyBuf
       .Arg<ffi::AnyBuffer>()                                                              \
       .Arg<ffi::AnyBuffer>()                                                              \
       .Arg<ffi::AnyBuffer>()                                                              \
-      .RemainingRets()
+      .Ret<ffi::AnyBuffer>()                                                              \
+      .Ret<ffi::AnyBuffer>()                                                              \
+      .Ret<ffi::AnyBuffer>()
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF64, (Run<ffi::F64, false>), JAXDEND_HH_BIND);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF32, (Run<ffi::F32, false>), JAXDEND_HH_BIND);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHPartsF64, (Run<ffi::F64, true>), JAXDEND_HH_BIND);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHPartsF32, (Run<ffi::F32, true>), JAXDEND_HH_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF64, Run<ffi::F64>, JAXDEND_HH_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF32, Run<ffi::F32>, JAXDEND_HH_BIND);
