@@ -455,7 +455,7 @@ class Cell(eqx.Module):
         i_tot = jnp.zeros_like(v)
         g_tot = jnp.zeros_like(v)
         for ch, mask, st in zip(self.channels, self.masks, channel_states):
-            i, g = jax.jvp(lambda vv, ch=ch, st=st: ch.current(st, vv), (v,), (jnp.ones_like(v),))
+            i, g = ch.current_and_slope(st, v)
             i_tot = i_tot + jnp.where(mask, i, 0.0)
             g_tot = g_tot + jnp.where(mask, g, 0.0)
         return i_tot * area, g_tot * area

@@ -259,3 +259,51 @@ def test_native_hh_gate_step_is_used_on_cpu_and_equals_the_xla_formulas():
     g_nat = jax.grad(lambda v: jnp.sum(w * fn(st, v, 6.3)["m"]))(v)
     g_xla = jax.grad(lambda v: jnp.sum(w * xla(st, v, 6.3)["m"]))(v)
     np.testing.assert_allclose(np.asarray(g_nat), np.asarray(g_xla), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.skipif(os.environ.get("JAXDEND_NATIVE") == "0", reason="native code turned off")
+def test_native_reverse_steps_of_hh_are_used_on_cpu_and_equal_the_xla_formulas():
+    """Reverse mode of HH's gate step and current runs the native VJP loops on CPU
+    (`native/hh_gates.cc`); they equal the XLA transposes to round-off over -200..200 mV in
+    float64 and float32, also under vmap (a temperature per batch element)."""
+    if not _have_compiler():
+        pytest.skip("no C++ compiler on this machine")
+    from jaxdend.channels import _hh
+    from jaxdend.solve import _native
+
+    assert _native.available(), _native._status.get("error")
+    rng = np.random.default_rng(11)
+    v = jnp.asarray(np.concatenate([np.linspace(-200.0, 200.0, 2001), [-40.0, -55.0, -65.0]]))
+    gates = [jnp.asarray(rng.uniform(0.0, 1.0, v.shape)) for _ in range(3)]
+    cts = [jnp.asarray(rng.normal(size=v.shape)) for _ in range(3)]
+    k = jnp.asarray(0.025 * 2.5)
+    params = [jnp.asarray(rng.uniform(lo, hi, v.shape))
+              for lo, hi in ((0.0, 0.2), (0.0, 0.05), (0.0, 1e-3), (40, 60), (-90, -70),
+                             (-70, -50))]
+
+    def check(native, xla, args, rtol, dtype):
+        args = [a.astype(dtype) for a in args]
+        out_n, out_x = jax.jit(native)(*args), jax.jit(xla)(*args)
+        for a, b in zip(out_n, out_x):
+            assert a.dtype == dtype and bool(jnp.all(jnp.isfinite(a)))
+            scale = float(jnp.max(jnp.abs(b))) + 1e-30
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol,
+                                       atol=rtol * scale)
+
+    for dtype, rtol in ((jnp.float64, 1e-12), (jnp.float32, 1e-4)):
+        check(_native.hh_gates_vjp, _hh._vjp_xla, [*gates, v, k, *cts], rtol, dtype)
+        check(_native.hh_current_vjp, _hh._current_vjp_xla,
+              [*gates, v, *params, cts[0], cts[1]], rtol, dtype)
+    ks = jnp.asarray([0.01, 0.0625, 0.2])
+    batched = jax.vmap(_native.hh_gates_vjp, in_axes=(None,) * 4 + (0,) + (None,) * 3)
+    ref = jax.vmap(_hh._vjp_xla, in_axes=(None,) * 4 + (0,) + (None,) * 3)
+    for a, b in zip(batched(*gates, v, ks, *cts), ref(*gates, v, ks, *cts)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12,
+                                   atol=1e-12 * float(jnp.max(jnp.abs(b))))
+
+    cell = jd.Cell(jd.discretize(jd.y_cell(), nseg=3)).insert(jd.channels.HH())
+    stim = jd.stimulus.step(0, 0.3, 1.0, 3.0)
+    grad = jax.jit(jax.grad(
+        lambda g: jnp.sum(jd.simulate(cell.set("HH.g_na", g), stim, t1=5.0)["v"] ** 2)))
+    hlo = grad.lower(0.12).compile().as_text()
+    assert "jaxdend_hh_gates_vjp_f64" in hlo and "jaxdend_hh_current_vjp_f64" in hlo

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -62,6 +63,12 @@ class AbstractChannel(eqx.Module):
     def current(self, state: State, v: Float[ArrayLike, " comp"]) -> Float[Array, " comp"]:
         """Membrane current density in mA/cm^2 (outward positive) at voltage `v` (mV)."""
         raise NotImplementedError
+
+    def current_and_slope(self, state: State, v: Float[ArrayLike, " comp"]):
+        """`current` (mA/cm^2) and its derivative with respect to `v` (S/cm^2) at `v` (mV),
+        the linearisation of the implicit voltage step. By default one forward-mode
+        derivative of `current`; channels may give it in closed form."""
+        return jax.jvp(lambda vv: self.current(state, vv), (v,), (jnp.ones_like(v),))
 
 
 def exp_euler_gates(channel: AbstractChannel, state: State, v, celsius: float, dt) -> State:

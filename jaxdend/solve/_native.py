@@ -11,9 +11,13 @@ called through `jax.ffi`. GPU and TPU programs keep the XLA solve (`jax.lax.plat
 
 `native/hh_gates.cc` is `jaxdend.channels.HH`'s exponential-Euler gate step (hh.mod's rates) as
 one vectorised loop with a polynomial exponential, where XLA runs the same formulas as about ten
-loops per step (1,080-node HH tree, 4,000 steps, same-process A/B by hand: forward 86 -> 56 ms).
-Its derivatives stay in XLA: the same loop returning the step's partial derivatives as well
-(tried for HH's custom JVP) made that tree's value-and-gradient 2x slower (717 vs 349 ms).
+loops per step (1,080-node HH tree, 4,000 steps, same-process A/B by hand: forward 86 -> 56 ms),
+and the reverse steps of that gate update and of HH's current and slope: one loop each, the
+transposes of the derivatives that `jaxdend._linear.linear_map` gives JAX, which would
+otherwise transpose their XLA formulas into a few dozen small kernels per step (session 10,
+1,016-compartment HH tree, value-and-gradient: 345 -> 272 ms for the gate step's, a further
+-3 to -7 % for the current's; see benchmarks/README.md). An earlier try that returned the gate
+step's twelve partial derivatives from native code for JAX to transpose was 2x slower.
 
 Where it does not apply, everything still works with the XLA code:
 - ``JAXDEND_NATIVE=0`` in the environment turns it off;
@@ -51,6 +55,14 @@ _TARGETS = {  # dtype -> (FFI target name, handler symbol)
 _HH_TARGETS = {  # dtype -> (FFI target name, handler symbol): the HH gate step (hh_gates.cc)
     np.dtype(np.float64): ("jaxdend_hh_gates_f64", "JaxdendHHGatesF64"),
     np.dtype(np.float32): ("jaxdend_hh_gates_f32", "JaxdendHHGatesF32"),
+}
+_HH_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): its reverse step
+    np.dtype(np.float64): ("jaxdend_hh_gates_vjp_f64", "JaxdendHHGatesVjpF64"),
+    np.dtype(np.float32): ("jaxdend_hh_gates_vjp_f32", "JaxdendHHGatesVjpF32"),
+}
+_HH_CURRENT_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): HH current's VJP
+    np.dtype(np.float64): ("jaxdend_hh_current_vjp_f64", "JaxdendHHCurrentVjpF64"),
+    np.dtype(np.float32): ("jaxdend_hh_current_vjp_f32", "JaxdendHHCurrentVjpF32"),
 }
 _lock = threading.Lock()
 _status: dict[str, object] = {}
@@ -113,7 +125,9 @@ def available() -> bool:
                 return False
             try:
                 lib = ctypes.cdll.LoadLibrary(str(_build()))
-                for name, symbol in [*_TARGETS.values(), *_HH_TARGETS.values()]:
+                for name, symbol in [*_TARGETS.values(), *_HH_TARGETS.values(),
+                                     *_HH_VJP_TARGETS.values(),
+                                     *_HH_CURRENT_VJP_TARGETS.values()]:
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)),
                                                 platform="cpu")
                 _status["lib"] = lib  # keep the library loaded
@@ -160,3 +174,26 @@ def hh_gates(m, h, n, v, k):
     out = jax.ShapeDtypeStruct(v.shape, v.dtype)
     call = jax.ffi.ffi_call(name, (out, out, out), vmap_method="broadcast_all")
     return tuple(call(m, h, n, v, k))
+
+
+def hh_gates_vjp(m, h, n, v, k, cm, ch, cn):
+    """The reverse step of `hh_gates`: given the cotangents `cm`, `ch`, `cn` of its outputs,
+    the cotangents of m, h, n, v (the step's rates recomputed from v) and of k (summed over
+    each batch element's nodes, shape of `k`), by the native CPU handler. Batched under
+    vmap."""
+    name, _ = _HH_VJP_TARGETS[np.dtype(v.dtype)]
+    out = jax.ShapeDtypeStruct(v.shape, v.dtype)
+    call = jax.ffi.ffi_call(name, (out, out, out, out, jax.ShapeDtypeStruct(k.shape, k.dtype)),
+                            vmap_method="broadcast_all")
+    return tuple(call(m, h, n, v, k, cm, ch, cn))
+
+
+def hh_current_vjp(*args):
+    """The reverse step of HH's current and slope (`jaxdend.channels._hh._current_xla`):
+    from m, h, n, v, g_na, g_k, g_l, e_na, e_k, e_l and the cotangents of the current and the
+    slope (12 arrays of one shape and dtype), the cotangents of the first ten, by the native
+    CPU handler. Batched under vmap."""
+    name, _ = _HH_CURRENT_VJP_TARGETS[np.dtype(args[0].dtype)]
+    out = jax.ShapeDtypeStruct(args[0].shape, args[0].dtype)
+    call = jax.ffi.ffi_call(name, (out,) * 10, vmap_method="broadcast_all")
+    return tuple(call(*args))

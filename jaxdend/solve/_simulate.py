@@ -207,8 +207,8 @@ def simulate(
             continue a run (pass t0 = the previous t1 and the spike trains of the new
             interval only).
         checkpoint: memory policy of gradients on the scan path. True: recompute the steps
-            in the backward pass, two at a time (stores per step the tree solve's output
-            and half a state; for HH 3 vectors of n_nodes floats); "nested": also
+            in the backward pass, three at a time (stores per step the tree solve's output
+            and a third of a state; for HH 7/3 vectors of n_nodes floats); "nested": also
             recompute segments of about sqrt(n_steps) steps (stores one state per segment
             plus one segment's steps: O(sqrt(n_steps)) memory for about one extra forward
             pass; use it for long runs); False: store everything.
@@ -292,11 +292,12 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
         return {k: out[k] for k in probes}
 
     tables = solver.tables(cell, dt)  # gate tables (if any) once per run, not per step
+    matrix = solver.matrix(cell, dt)  # and the loop-invariant parts of the cable matrix
     pack, unpack = _gate_packing(cell, tables)
 
     def advance(y, k):
         ta = t0 + k * dt
-        return pack(solver.advance(term, ta, ta + dt, unpack(y), tables, dt=dt))
+        return pack(solver.advance(term, ta, ta + dt, unpack(y), tables, dt=dt, matrix=matrix))
 
     policy = jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
     # units of several steps pay only when checkpointed, and not with synaptic input
@@ -321,8 +322,8 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
         # The backward pass recomputes each unit of steps from its first state, except the
         # tree solves' outputs (one vector per step), which the adjoint needs and which cost
         # a solve each to recompute. Stored per step: one solve output plus 1/unit of a
-        # state.
-        return jax.checkpoint(steps, policy=policy) if checkpoint else steps
+        # state. (prevent_cse is not needed inside a scan, JAX's docs say.)
+        return jax.checkpoint(steps, policy=policy, prevent_cse=False) if checkpoint else steps
 
     def run(y, k0, count, each):
         """`count` (static) steps from step index k0 in checkpointed units of `unit` steps,
@@ -378,19 +379,20 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
     return Solution(ts, recs, y1, {"num_steps": n_steps})
 
 
-# Steps per checkpointed unit of the scan path (checkpoint=True or "nested"). Two steps per
-# unit store 40 % less per step than one (HH: the solve output plus half of the 4-vector
-# state, instead of both in full) and halve the backward loop's trips. Value-and-gradient
-# measured against one step per unit (same process, alternating, best of 10): -15 % on the
-# 1,016-compartment HH tree, -19 % on C060114A5 (nseg 2) and on the reduced pyramidal cell;
-# forward runs unchanged; three steps per unit were slower than two. Cost: two steps of code
-# per loop body, so compile times rise (real cell forward 1.3 -> 1.7 s, gradient 3.4 ->
-# 5.5 s). A variant that kept one step per unit for undifferentiated runs (a custom JVP
-# whose rule used two-step units) lost most of the gradient gain and was dropped.
-# With synaptic spike input (1,000 AMPA+NMDA sites on C060114A5, benchmarks/synapses.py) two-step
-# units made both the forward (+20 %) and the gradient (+15 %) slower, so cells with synapses
-# keep one step per unit.
-_UNIT = 2
+# Steps per checkpointed unit of the scan path (checkpoint=True or "nested"). Several steps
+# per unit store less per step (HH: the solve output plus 1/unit of the 4-vector state) and
+# take fewer trips through the backward loop, whose every kernel has a fixed launch cost on
+# CPU; each unit's steps but the last are recomputed. Session 5, against one step per unit
+# (same process, alternating, best of 10): two steps -15 % value-and-gradient on the
+# 1,016-compartment HH tree, -19 % on C060114A5 (nseg 2) and the reduced pyramidal cell.
+# Session 10, after the hand-written reverse steps of the HH gates, current and tree solve
+# (best of 5, two rounds): three steps against two -7 % (tree, 224-228 vs 238-248 ms), -5 %
+# (C060114A5 nseg 2, 202 vs 212 ms) and -5 % (reduced cell); four steps were slower than
+# two, eight about as fast as three. Forward runs unchanged; compile time rises (real cell
+# gradient 1.9 -> 2.4 s). With synaptic spike input (1,000 AMPA+NMDA sites on C060114A5,
+# benchmarks/synapses.py) two-step units made both the forward (+20 %) and the gradient
+# (+15 %) slower (session 5), so cells with synapses keep one step per unit.
+_UNIT = 3
 
 
 def _gate_packing(cell: Cell, tables):

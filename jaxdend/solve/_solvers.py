@@ -18,7 +18,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.ad_checkpoint import checkpoint_name
+from jaxtyping import Array
 
 from .._cell import Cell
 from ..channels import AbstractChannel, exp_euler_gates
@@ -87,33 +87,55 @@ def _uses_gates(channel: AbstractChannel) -> bool:
     return type(channel).gates is not AbstractChannel.gates
 
 
-def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y):
+class CableMatrix(eqx.Module):
+    """The parts of a voltage step's tree matrix that do not change from step to step, for
+    steps of `h` ms: ``cdt = C / h`` (uS), the axial conductances ``g`` to the parents (uS)
+    and the axial part of the diagonal ``g + sum of the children's g`` (uS).
+
+    Fixed-step loops build it once per run (`AbstractCableSolver.matrix`), so neither the time
+    loop nor its adjoint recomputes it: the cotangents of cm and ra then gather in three
+    vectors over the run instead of being pushed through the scatter of the diagonal every
+    step."""
+
+    cdt: Array
+    g: Array
+    diag: Array
+
+    @classmethod
+    def build(cls, cell: Cell, h) -> CableMatrix:
+        """The matrix parts of `cell` for steps of `h` ms."""
+        g = cell.axial_conductance()
+        par = np.maximum(cell.comps.parent, 0)
+        diag = g + jax.ops.segment_sum(g, par, num_segments=cell.n)
+        return cls(cell.capacitance() / h, g, diag)
+
+
+def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y, matrix=None):
     """One linearised implicit voltage step of length h (ms) from state `y` (whose voltage
-    is `v`, mV); returns v(t + h) in mV."""
+    is `v`, mV); returns v(t + h) in mV. `matrix`: the step's `CableMatrix` for this h (built
+    here when None)."""
     i_ion, g_ion = cell.membrane_current(y["channels"], v)
     if cell.synapses or cell.gap_junctions is not None:
         i_syn, g_syn = cell.synaptic_current(y.get("synapses", ()), v)
         i_ion, g_ion = i_ion + i_syn, g_ion + g_syn
-    cdt = cell.capacitance() / h
-    g = cell.axial_conductance()
-    par = np.maximum(cell.comps.parent, 0)
-    # The barrier keeps XLA from folding this loop-invariant scatter into the per-step
-    # diagonal below, so the time loop computes it once instead of every step (tabulated HH
-    # step on the 1,080-node tree ~8 % faster).
-    diag = jax.lax.optimization_barrier(g + jax.ops.segment_sum(g, par, num_segments=cell.n))
-    d = cdt + g_ion + diag
+    if matrix is None:
+        matrix = CableMatrix.build(cell, h)
+        # The barrier keeps XLA from folding this loop-invariant scatter into the per-step
+        # diagonal below, so a time loop computes it once instead of every step (tabulated
+        # HH step on the 1,080-node tree ~8 % faster).
+        matrix = jax.lax.optimization_barrier(matrix)
+    cdt, g = matrix.cdt, matrix.g
+    d = cdt + g_ion + matrix.diag
     i_ext = stimulus.current(t_mid, cell.n)
-    # The tree-solve output is named so that a checkpointed step can keep it instead of
-    # solving again when differentiated (see simulate's scan loop).
     if v.dtype == jnp.float32:
         # NEURON's form: solve for the change of v, so the solve does not carry the rounding
         # of v itself (~-65 mV in 24 bits); float32 traces stay within 0.5 mV of float64
         # where the direct form drifts by several mV at spike upstrokes. One more scatter
         # per step, so float64 keeps the direct form (the two agree to 1e-9 mV there).
         rhs = i_ext - i_ion - cell.axial_current(v)
-        return v + checkpoint_name(tree_solve(cell.plan, d, g, rhs), "jaxdend.tree_solve")
+        return v + tree_solve(cell.plan, d, g, rhs)
     b = (cdt + g_ion) * v - i_ion + i_ext
-    return checkpoint_name(tree_solve(cell.plan, d, g, b), "jaxdend.tree_solve")
+    return tree_solve(cell.plan, d, g, b)
 
 
 def _deliver_spikes(cell: Cell, stimulus: Stimulus, y, t0, dt):
@@ -185,17 +207,27 @@ class AbstractCableSolver(dfx.AbstractSolver):
             return (None,) * len(cell.channels)
         return tuple(self.rate_table.build(ch, cell.celsius, dt) for ch in cell.channels)
 
+    def matrix(self, cell: Cell, dt) -> CableMatrix:
+        """The loop-invariant parts of the voltage step's matrix for steps of `dt` ms."""
+        return CableMatrix.build(cell, self._voltage_step(dt))
+
+    def _voltage_step(self, dt):
+        """Length (ms) of the implicit voltage step within a step of `dt` ms."""
+        return dt
+
     def func(self, terms, t0, y0, args):
         """Vector field of the term."""
         return terms.vf(t0, y0, args)
 
-    def advance(self, terms: CableTerm, t0, t1, y0, tables=None, dt=None):
+    def advance(self, terms: CableTerm, t0, t1, y0, tables=None, dt=None, matrix=None):
         """Advance the state from t0 to t1 (ms) without an error estimate.
 
         `tables`: the per-channel gate tables of `tables(cell, t1 - t0)`, built once per run
         (built here when None and the solver has a `rate_table`). `dt`: the step length (ms)
         when the caller knows it exactly (fixed-step loops: then C/dt and the gates' decay
         rates are loop invariants, and the step equals NEURON's fixed dt); default t1 - t0.
+        `matrix`: `matrix(cell, dt)`, built once per run by fixed-step loops (built here
+        when None).
         """
         raise NotImplementedError
 
@@ -234,13 +266,14 @@ class BackwardEuler(AbstractCableSolver):
         """Order 1."""
         return 1
 
-    def advance(self, terms, t0, t1, y0, tables=None, dt=None):
-        """Advance the state from t0 to t1 (ms); `tables`, `dt` as in `AbstractCableSolver`."""
+    def advance(self, terms, t0, t1, y0, tables=None, dt=None, matrix=None):
+        """Advance the state from t0 to t1 (ms); `tables`, `dt`, `matrix` as in
+        `AbstractCableSolver`."""
         cell = terms.cell
         dt = t1 - t0 if dt is None else dt
         tables = self._tables_for(terms, dt, tables)
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
-        v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y_d["v"], y_d)
+        v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y_d["v"], y_d, matrix)
         return _new_state(cell, y0, y_d, v1, dt, tables)
 
 
@@ -264,14 +297,18 @@ class CrankNicolson(AbstractCableSolver):
         """Order 2 (voltage)."""
         return 2
 
-    def advance(self, terms, t0, t1, y0, tables=None, dt=None):
-        """Advance the state from t0 to t1 (ms); `tables`, `dt` as in `AbstractCableSolver`."""
+    def _voltage_step(self, dt):
+        return 0.5 * dt
+
+    def advance(self, terms, t0, t1, y0, tables=None, dt=None, matrix=None):
+        """Advance the state from t0 to t1 (ms); `tables`, `dt`, `matrix` as in
+        `AbstractCableSolver`."""
         cell, v0 = terms.cell, y0["v"]
         dt = t1 - t0 if dt is None else dt
         tables = self._tables_for(terms, dt, tables)
         t_mid = t0 + 0.5 * dt
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
-        v_half = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y_d)
+        v_half = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y_d, matrix)
         v1 = 2.0 * v_half - v0
         # staggered: gates live at half steps, so they advance with the end-of-step voltage
         return _new_state(cell, y0, y_d, v1, dt, tables)

@@ -19,8 +19,9 @@ an XLA FFI custom call, the elimination written out in C++, about 2x faster than
 kernels of the chain reduction); GPU/TPU programs and builds without a C++ compiler use the
 XLA versions above. All give the same result to round-off.
 
-Both have a custom VJP: the adjoint of a symmetric solve is the same solve, so a gradient costs
-one more O(N) solve instead of storing every elimination step.
+Their derivative is a linear map of its own (`jaxdend._linear.linear_map`): forward mode solves
+once more for the tangent, and reverse mode uses that the adjoint of a symmetric solve is the
+same solve, so a gradient costs one more O(N) solve instead of storing every elimination step.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.ad_checkpoint import checkpoint_name
 
+from .._linear import linear_map
 from . import _native
 
 
@@ -378,27 +381,55 @@ def _solve_raw(plan: TreePlan, d, g, b):
         default=lambda d, g, b: _solve_xla(plan, d, g, b))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _over_batch(fn, plan, *arrays):
+    """`fn(plan, *arrays)` for arrays of shape (n,), mapped over their leading axes."""
+    lead = arrays[0].ndim - 1
+    for _ in range(lead):
+        fn = jax.vmap(fn, in_axes=(None,) + (0,) * len(arrays))
+    return fn(plan, *arrays)
+
+
+def _tangent_one(plan, d, g, v, dd, dg, db):
+    """The solve's derivative: ``dv = M^-1 (db - dM v)`` for the tree matrix M of (d, g) and
+    its solution v; dM has diagonal dd and off-diagonal entries -dg."""
+    par = np.maximum(plan.parent, 0)
+    root = np.arange(plan.n) == 0
+    edge = jnp.where(root, 0.0, dg * v)  # dg_i v_i: the child's side of edge (i, parent)
+    dm_v = dd * v - jnp.where(root, 0.0, dg * v[par]) - jax.ops.segment_sum(
+        edge, par, num_segments=plan.n)
+    return (_solve(plan, d, g, db - dm_v),)  # _solve: differentiable again
+
+
+def _transpose_one(plan, d, g, v, v_bar):
+    """Transpose of `_tangent_one`: the adjoint of a symmetric solve is the same solve, so
+    from ``lam = M^-1 v_bar``: d_bar = -lam v, g_bar_i = lam_i v_p + lam_p v_i, b_bar = lam."""
+    lam = _solve(plan, d, g, v_bar)
+    par = np.maximum(plan.parent, 0)
+    g_bar = (lam * v[par] + lam[par] * v).at[0].set(0.0)
+    return -lam * v, g_bar, lam
+
+
+_tangent = linear_map(
+    "jaxdend_tree_solve_tangent",
+    lambda d, g, v, dd, dg, db, plan: _over_batch(_tangent_one, plan, d, g, v, dd, dg, db),
+    lambda d, g, v, v_bar, plan: _over_batch(_transpose_one, plan, d, g, v, v_bar),
+    3)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _solve(plan, d, g, b):
     return _solve_raw(plan, d, g, b)
 
 
-def _solve_fwd(plan, d, g, b):
-    v = _solve_raw(plan, d, g, b)
-    return v, (d, g, v)
-
-
-def _solve_bwd(plan, res, v_bar):
-    d, g, v = res
-    lam = _solve_raw(plan, d, g, v_bar)  # M is symmetric: M^-T = M^-1
-    d_bar = -lam * v
-    par = np.maximum(plan.parent, 0)
-    g_bar = lam * v[par] + lam[par] * v
-    g_bar = g_bar.at[0].set(0.0)
-    return d_bar, g_bar, lam
-
-
-_solve.defvjp(_solve_fwd, _solve_bwd)
+@_solve.defjvp
+def _solve_jvp(plan, primals, tangents):
+    d, g, b = primals
+    # named as the solve's output is (see `_implicit_voltage`): a checkpointed step that keeps
+    # it does not solve again to rebuild this residual
+    v = checkpoint_name(_solve(plan, d, g, b), "jaxdend.tree_solve")
+    shape = jnp.broadcast_shapes(d.shape, g.shape, b.shape)
+    args = [jnp.broadcast_to(x, shape) for x in (d, g, v, *tangents)]
+    return v, _tangent(*args, plan=plan)[0]
 
 
 def tree_solve(plan: TreePlan, d, g, b):

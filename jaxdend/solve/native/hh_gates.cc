@@ -1,11 +1,15 @@
-// The exponential-Euler step of NEURON's `hh` gates as native CPU code: an XLA FFI handler,
-// built on first use by jaxdend/solve/_native.py together with tree_solve.cc.
+// NEURON's `hh` as native CPU code: XLA FFI handlers, built on first use by
+// jaxdend/solve/_native.py together with tree_solve.cc.
 //
-// Same formulas, in the same order of operations, as `_hh_exp_euler_parts` in
-// jaxdend/channels/_hh.py (which documents them): per node the three rate exponentials, the
-// six rates, and per gate x' = inf + (x - inf) exp(-k (a + b)) with k = dt q10 (the value only;
-// derivatives stay in XLA, see _native.py). XLA runs these formulas as about ten separate loops per
-// step; here they are one loop whose exponentials are a branch-free polynomial the compiler
+// - Gates: the exponential-Euler step of m, h, n. Same formulas, in the same order of
+//   operations, as `_hh_exp_euler_parts` in jaxdend/channels/_hh.py (which documents them):
+//   per node the three rate exponentials, the six rates, and per gate
+//   x' = inf + (x - inf) exp(-k (a + b)) with k = dt q10.
+// - GatesVjp: its reverse step (`_vjp_xla` there): from the cotangents of m', h', n' those of
+//   m, h, n, v and k, the rates and their slopes recomputed from v.
+// - CurrentVjp: the reverse step of the current and its slope (`_current_vjp_xla` there).
+// XLA runs each of these as several (forward) to a few dozen (reverse) small loops per step;
+// here each is one loop whose exponentials are a branch-free polynomial the compiler
 // vectorises (function clones for AVX-512 and AVX2 are picked at load time, where the
 // compiler supports them), so a step reads and writes every array once.
 //
@@ -15,7 +19,7 @@
 // float64 and float32 buffers.
 //
 // Batches: k has one value per batch element (its element count divides that of v; leading
-// dimensions are the batch).
+// dimensions are the batch); the current's arrays all have one shape.
 
 #include <cstdint>
 #include <cstring>
@@ -32,7 +36,14 @@ namespace {
 #define JAXDEND_CLONES
 #endif
 
-inline double Exp(double x) {
+// the loops below vectorise only if every helper is inlined into them
+#if defined(__GNUC__)
+#define JAXDEND_INLINE inline __attribute__((always_inline))
+#else
+#define JAXDEND_INLINE inline
+#endif
+
+JAXDEND_INLINE double Exp(double x) {
   // exp(x) for x <= 709 (callers clip larger arguments); 0 below -708 (the XLA exp gives a
   // subnormal there, below 3e-308 either way)
   const double lo = -708.0;
@@ -71,11 +82,11 @@ constexpr double kSeriesCut = 1e-2;
 constexpr double kEHalf = 1.6487212707001282;   // exp(0.5)
 constexpr double kEM15 = 0.22313016014842982;   // exp(-1.5)
 
-inline double Abs(double x) { return x < 0.0 ? -x : x; }
-inline double Min(double a, double b) { return a < b ? a : b; }
+JAXDEND_INLINE double Abs(double x) { return x < 0.0 ? -x : x; }
+JAXDEND_INLINE double Min(double a, double b) { return a < b ? a : b; }
 
 // z / (e - 1) for e = exp(min(z, 700)), as `_ratio_from_exp`
-inline double Ratio(double z, double e) {
+JAXDEND_INLINE double Ratio(double z, double e) {
   const bool small = Abs(z) < kSeriesCut;
   const double z2 = z * z;
   const double series =
@@ -86,7 +97,7 @@ inline double Ratio(double z, double e) {
 }
 
 // one gate: x' = inf + (x - inf) exp(-k (a + b)), inf = a / (a + b)
-inline double Gate(double x, double a, double b, double k) {
+JAXDEND_INLINE double Gate(double x, double a, double b, double k) {
   const double s = a + b;
   const double inf = a / s;
   return inf + (x - inf) * Exp(-k * s);
@@ -112,6 +123,162 @@ JAXDEND_CLONES void Gates(int64_t count, double k, const T* __restrict m,
     h_out[i] = static_cast<T>(Gate(static_cast<double>(h[i]), ah, bh, k));
     n_out[i] = static_cast<T>(Gate(static_cast<double>(n[i]), an, bn, k));
   }
+}
+
+// d/dz of z / (e^z - 1) given the ratio and e = exp(min(z, 700)), as `_slope_from_exp`
+JAXDEND_INLINE double Slope(double z, double ratio, double e) {
+  const bool small = Abs(z) < kSeriesCut;
+  const double z2 = z * z;
+  const double series = -0.5 + z * (1.0 / 6.0 + z2 * (-1.0 / 180.0 + z2 * (1.0 / 5040.0)));
+  const double den = small ? 1.0 : e - 1.0;
+  const double q = (1.0 - ratio * e) / den;
+  return small ? series : (z > kTrapMax ? 0.0 : q);
+}
+
+// One gate's reverse step: given x, the rates a, b and their slopes da, db (per mV) and the
+// cotangent c of x' = inf + (x - inf) exp(-k s), adds to the cotangents of v and k and
+// returns the cotangent of x (the formulas of `_hh_exp_euler_parts`).
+JAXDEND_INLINE double GateVjp(double x, double a, double b, double da, double db, double k, double c,
+                      double& cv, double& ck) {
+  const double s = a + b;
+  const double inf = a / s;
+  const double e = Exp(-k * s);
+  const double gap = (x - inf) * e;
+  const double ds = da + db;
+  cv += ((1.0 - e) * (da - inf * ds) / s - gap * k * ds) * c;
+  ck -= gap * s * c;
+  return e * c;
+}
+
+// The reverse (vector-Jacobian) step of `Gates` for nodes [0, count): cotangents of m, h, n,
+// v, and per node the cotangent of k into `ck` (`_hh_exp_euler_parts`'s derivatives, rates
+// recomputed).
+template <typename T>
+JAXDEND_CLONES void GatesVjp(int64_t count, double k, const T* __restrict m,
+                             const T* __restrict h, const T* __restrict n,
+                             const T* __restrict v, const T* __restrict cm,
+                             const T* __restrict ch, const T* __restrict cn,
+                             T* __restrict m_out, T* __restrict h_out, T* __restrict n_out,
+                             T* __restrict v_out, double* __restrict ck_out) {
+  for (int64_t i = 0; i < count; ++i) {
+    const double vi = static_cast<double>(v[i]);
+    const double u = vi + 65.0;
+    const double z_m = (vi + 40.0) * -0.1;
+    const double x_w = u * -0.0125;
+    const double x_b = u * (-1.0 / 18.0);
+    const double e_m = Exp(Min(z_m, kTrapMax));
+    const double w = Exp(Min(x_w, 170.0));
+    const double e_b = Exp(Min(x_b, kTrapMax));
+    const double z_n = z_m - 1.5, e_n = e_m * kEM15;
+    const double r_m = Ratio(z_m, e_m), r_n = Ratio(z_n, e_n);
+    const double w2 = w * w;
+    const double bm = 4.0 * e_b;
+    const double ah = 0.07 * (w2 * w2);
+    const double e_h = e_m * kEHalf;
+    const double bh = 1.0 / (e_h + 1.0);
+    const double an = 0.1 * r_n, bn = 0.125 * w;
+    const double dam = -0.1 * Slope(z_m, r_m, e_m);
+    const double dbm = x_b < kTrapMax ? bm * (-1.0 / 18.0) : 0.0;
+    const double dah = x_w < 170.0 ? ah * -0.05 : 0.0;
+    const double dbh = z_m < kTrapMax ? 0.1 * bh * bh * e_h : 0.0;
+    const double dan = -0.01 * Slope(z_n, r_n, e_n);
+    const double dbn = x_w < 170.0 ? bn * -0.0125 : 0.0;
+    double cv = 0.0, ck = 0.0;
+    m_out[i] = static_cast<T>(GateVjp(static_cast<double>(m[i]), r_m, bm, dam, dbm, k,
+                                      static_cast<double>(cm[i]), cv, ck));
+    h_out[i] = static_cast<T>(GateVjp(static_cast<double>(h[i]), ah, bh, dah, dbh, k,
+                                      static_cast<double>(ch[i]), cv, ck));
+    n_out[i] = static_cast<T>(GateVjp(static_cast<double>(n[i]), an, bn, dan, dbn, k,
+                                      static_cast<double>(cn[i]), cv, ck));
+    v_out[i] = static_cast<T>(cv);
+    ck_out[i] = ck;
+  }
+}
+
+// `GatesVjp` over nodes [0, count) in blocks (a vectorised loop per block, then the block's
+// cotangents of k summed in node order); returns the sum.
+template <typename T>
+double GatesVjpSum(int64_t count, double k, const T* m, const T* h, const T* n, const T* v,
+                   const T* cm, const T* ch, const T* cn, T* m_out, T* h_out, T* n_out,
+                   T* v_out) {
+  constexpr int64_t kBlock = 512;
+  double ck[kBlock];
+  double sum = 0.0;
+  for (int64_t o = 0; o < count; o += kBlock) {
+    const int64_t c = count - o < kBlock ? count - o : kBlock;
+    GatesVjp<T>(c, k, m + o, h + o, n + o, v + o, cm + o, ch + o, cn + o, m_out + o,
+                h_out + o, n_out + o, v_out + o, ck);
+    for (int64_t i = 0; i < c; ++i) sum += ck[i];
+  }
+  return sum;
+}
+
+// The reverse step of HH's current and its slope (`jaxdend.channels._hh._current_vjp_xla`):
+// i = P_na (v - e_na) + P_k (v - e_k) + g_l (v - e_l) and g = P_na + P_k + g_l with
+// P_na = g_na m^3 h, P_k = g_k n^4; given the cotangents ci of i and cg of g, the cotangents
+// of m, h, n, v and of the six parameters (all arrays of one shape).
+template <typename T>
+JAXDEND_CLONES void CurrentVjp(int64_t count, const T* __restrict m, const T* __restrict h,
+                               const T* __restrict n, const T* __restrict v,
+                               const T* __restrict gna, const T* __restrict gk,
+                               const T* __restrict gl, const T* __restrict ena,
+                               const T* __restrict ek, const T* __restrict el,
+                               const T* __restrict ci, const T* __restrict cg,
+                               T* __restrict om, T* __restrict oh, T* __restrict on,
+                               T* __restrict ov, T* __restrict ogna, T* __restrict ogk,
+                               T* __restrict ogl, T* __restrict oena, T* __restrict oek,
+                               T* __restrict oel) {
+  for (int64_t i = 0; i < count; ++i) {
+    const double mi = m[i], hi = h[i], ni = n[i], vi = v[i];
+    const double a = ci[i], b = cg[i];
+    const double m2 = mi * mi, n3 = ni * ni * ni;
+    const double m3h = m2 * mi * hi, n4 = n3 * ni;
+    const double p_na = gna[i] * m3h, p_k = gk[i] * n4;
+    const double a_na = (vi - ena[i]) * a + b, a_k = (vi - ek[i]) * a + b;
+    om[i] = static_cast<T>(gna[i] * 3.0 * m2 * hi * a_na);
+    oh[i] = static_cast<T>(gna[i] * m2 * mi * a_na);
+    on[i] = static_cast<T>(gk[i] * 4.0 * n3 * a_k);
+    ov[i] = static_cast<T>((p_na + p_k + gl[i]) * a);
+    ogna[i] = static_cast<T>(m3h * a_na);
+    ogk[i] = static_cast<T>(n4 * a_k);
+    ogl[i] = static_cast<T>((vi - el[i]) * a + b);
+    oena[i] = static_cast<T>(-p_na * a);
+    oek[i] = static_cast<T>(-p_k * a);
+    oel[i] = static_cast<T>(-gl[i] * a);
+  }
+}
+
+template <ffi::DataType DT>
+ffi::Error RunCurrentVjp(ffi::RemainingArgs args, ffi::RemainingRets rets) {
+  using T = ffi::NativeType<DT>;
+  if (args.size() != 12 || rets.size() != 10) {
+    return ffi::Error::InvalidArgument("jaxdend hh current vjp: needs 12 inputs, 10 results");
+  }
+  const T* in[12];
+  T* out[10];
+  int64_t total = -1;
+  for (size_t k = 0; k < 12; ++k) {
+    auto x = args.get<ffi::AnyBuffer>(k);
+    if (x.has_error()) return x.error();
+    const int64_t c = static_cast<int64_t>(x->element_count());
+    if (x->element_type() != DT || (total >= 0 && c != total)) {
+      return ffi::Error::InvalidArgument("jaxdend hh current vjp: inputs differ");
+    }
+    total = c;
+    in[k] = reinterpret_cast<const T*>(x->untyped_data());
+  }
+  for (size_t k = 0; k < 10; ++k) {
+    auto x = rets.get<ffi::AnyBuffer>(k);
+    if (x.has_error()) return x.error();
+    if ((*x)->element_type() != DT || static_cast<int64_t>((*x)->element_count()) != total) {
+      return ffi::Error::InvalidArgument("jaxdend hh current vjp: results differ from inputs");
+    }
+    out[k] = reinterpret_cast<T*>((*x)->untyped_data());
+  }
+  CurrentVjp<T>(total, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], in[9],
+                in[10], in[11], out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
+                out[8], out[9]);
+  return ffi::Error::Success();
 }
 
 template <ffi::DataType DT>
@@ -150,6 +317,48 @@ ffi::Error Run(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::AnyBuf
   return ffi::Error::Success();
 }
 
+template <ffi::DataType DT>
+ffi::Error RunVjp(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::AnyBuffer v,
+                  ffi::AnyBuffer k, ffi::AnyBuffer cm, ffi::AnyBuffer ch, ffi::AnyBuffer cn,
+                  ffi::Result<ffi::AnyBuffer> m_out, ffi::Result<ffi::AnyBuffer> h_out,
+                  ffi::Result<ffi::AnyBuffer> n_out, ffi::Result<ffi::AnyBuffer> v_out,
+                  ffi::Result<ffi::AnyBuffer> k_out) {
+  using T = ffi::NativeType<DT>;
+  const int64_t total = static_cast<int64_t>(v.element_count());
+  const int64_t groups = static_cast<int64_t>(k.element_count());
+  for (const ffi::AnyBuffer* x : {&m, &h, &n, &v, &cm, &ch, &cn}) {
+    if (static_cast<int64_t>(x->element_count()) != total || x->element_type() != DT) {
+      return ffi::Error::InvalidArgument("jaxdend hh gates vjp: inputs differ from v");
+    }
+  }
+  for (ffi::Result<ffi::AnyBuffer>* x : {&m_out, &h_out, &n_out, &v_out}) {
+    if (static_cast<int64_t>((*x)->element_count()) != total || (*x)->element_type() != DT) {
+      return ffi::Error::InvalidArgument("jaxdend hh gates vjp: results differ from v");
+    }
+  }
+  if (k.element_type() != DT || k_out->element_type() != DT || groups == 0 ||
+      static_cast<int64_t>(k_out->element_count()) != groups || total % groups != 0) {
+    return ffi::Error::InvalidArgument("jaxdend hh gates vjp: v and k do not match");
+  }
+  const auto in = [](const ffi::AnyBuffer& x) {
+    return reinterpret_cast<const T*>(x.untyped_data());
+  };
+  const auto out = [](ffi::Result<ffi::AnyBuffer>& x) {
+    return reinterpret_cast<T*>(x->untyped_data());
+  };
+  const T* kp = in(k);
+  T* ko = out(k_out);
+  const int64_t per = total / groups;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t o = g * per;
+    ko[g] = static_cast<T>(GatesVjpSum<T>(per, static_cast<double>(kp[g]), in(m) + o, in(h) + o,
+                                          in(n) + o, in(v) + o, in(cm) + o, in(ch) + o,
+                                          in(cn) + o, out(m_out) + o, out(h_out) + o,
+                                          out(n_out) + o, out(v_out) + o));
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 #define JAXDEND_HH_BIND                                                                   \
@@ -165,3 +374,27 @@ ffi::Error Run(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::AnyBuf
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF64, Run<ffi::F64>, JAXDEND_HH_BIND);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF32, Run<ffi::F32>, JAXDEND_HH_BIND);
+
+#define JAXDEND_HH_VJP_BIND                                                               \
+  ffi::Ffi::Bind()                                                                        \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Arg<ffi::AnyBuffer>()                                                              \
+      .Ret<ffi::AnyBuffer>()                                                              \
+      .Ret<ffi::AnyBuffer>()                                                              \
+      .Ret<ffi::AnyBuffer>()                                                              \
+      .Ret<ffi::AnyBuffer>()                                                              \
+      .Ret<ffi::AnyBuffer>()
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesVjpF64, RunVjp<ffi::F64>, JAXDEND_HH_VJP_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesVjpF32, RunVjp<ffi::F32>, JAXDEND_HH_VJP_BIND);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHCurrentVjpF64, RunCurrentVjp<ffi::F64>,
+                              ffi::Ffi::Bind().RemainingArgs().RemainingRets());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHCurrentVjpF32, RunCurrentVjp<ffi::F32>,
+                              ffi::Ffi::Bind().RemainingArgs().RemainingRets());
