@@ -451,14 +451,21 @@ class Cell(eqx.Module):
 
     def membrane_current(self, channel_states, v):
         """Total ionic current (nA) and its slope d I/d v (uS) at every node."""
+        return self.linearized_current(channel_states, v)[:2]
+
+    def linearized_current(self, channel_states, v):
+        """`membrane_current` (nA, uS) and the channel states as the channels' `linearize`
+        returns them (same values; the implicit step advances its gates from these)."""
         area = jnp.asarray(self.comps.area) * AREA_TO_UNITS
         i_tot = jnp.zeros_like(v)
         g_tot = jnp.zeros_like(v)
+        states = []
         for ch, mask, st in zip(self.channels, self.masks, channel_states):
-            i, g = ch.current_and_slope(st, v)
+            i, g, st = ch.linearize(st, v)
             i_tot = i_tot + jnp.where(mask, i, 0.0)
             g_tot = g_tot + jnp.where(mask, g, 0.0)
-        return i_tot * area, g_tot * area
+            states.append(st)
+        return i_tot * area, g_tot * area, tuple(states)
 
     def synaptic_current(self, syn_states, v):
         """Total synaptic and gap-junction current (nA) and its slope d I/d v (uS) per node."""

@@ -203,9 +203,9 @@ def test_second_derivatives_of_the_hand_written_steps():
         return sum(jnp.sum(out[k] ** 2) for k in "mhn")
 
     def current(v, custom):
-        i, s = (ch.current_and_slope(st, v) if custom else _hh._current_xla(
-            st["m"], st["h"], st["n"], v, ch.g_na, ch.g_k, ch.g_l, ch.e_na, ch.e_k, ch.e_l))
-        return jnp.sum(i * s * v)
+        i, s, gates = (ch.linearize(st, v) if custom else _hh._current_xla(
+            st["m"], st["h"], st["n"], v, ch.g_na, ch.g_k, ch.g_l, ch.e_na, ch.e_k, ch.e_l)[:3])
+        return jnp.sum(i * s * v * gates["m"] if custom else i * s * v * gates)
 
     for fn in (gates, current):
         h1 = jax.hessian(lambda v, fn=fn: fn(v, True))(v)

@@ -64,11 +64,13 @@ class AbstractChannel(eqx.Module):
         """Membrane current density in mA/cm^2 (outward positive) at voltage `v` (mV)."""
         raise NotImplementedError
 
-    def current_and_slope(self, state: State, v: Float[ArrayLike, " comp"]):
-        """`current` (mA/cm^2) and its derivative with respect to `v` (S/cm^2) at `v` (mV),
-        the linearisation of the implicit voltage step. By default one forward-mode
-        derivative of `current`; channels may give it in closed form."""
-        return jax.jvp(lambda vv: self.current(state, vv), (v,), (jnp.ones_like(v),))
+    def linearize(self, state: State, v: Float[ArrayLike, " comp"]):
+        """`current` (mA/cm^2), its derivative with respect to `v` (S/cm^2) at `v` (mV) and
+        the state, for the implicit voltage step, whose gate update reads the state returned
+        here (the same values). By default one forward-mode derivative of `current`;
+        channels may give it in closed form with derivatives of their own (`HH`)."""
+        i, g = jax.jvp(lambda vv: self.current(state, vv), (v,), (jnp.ones_like(v),))
+        return i, g, state
 
 
 def exp_euler_gates(channel: AbstractChannel, state: State, v, celsius: float, dt) -> State:

@@ -270,11 +270,12 @@ _gates_tangent = linear_map("jaxdend_hh_gates_tangent", _tangent_xla, _gates_vjp
 
 
 def _current_xla(m, h, n, v, g_na, g_k, g_l, e_na, e_k, e_l):
-    """HH's current density (mA/cm^2) and its slope d i/d v (S/cm^2) at `v` (mV)."""
+    """HH's current density (mA/cm^2) and its slope d i/d v (S/cm^2) at `v` (mV), and m, h,
+    n passed through (for the gate step: see `HH.linearize`)."""
     m3h = m * m * m * h
     n2 = n * n
     p_na, p_k = g_na * m3h, g_k * (n2 * n2)
-    return (p_na * (v - e_na) + p_k * (v - e_k) + g_l * (v - e_l), p_na + p_k + g_l)
+    return (p_na * (v - e_na) + p_k * (v - e_k) + g_l * (v - e_l), p_na + p_k + g_l, m, h, n)
 
 
 def _current_tangent_xla(*args):
@@ -294,7 +295,7 @@ _current_tangent = linear_map("jaxdend_hh_current_tangent", _current_tangent_xla
 @jax.custom_jvp
 def _hh_current(*args):
     """`_current_xla` (args: m, h, n, v, g_na, g_k, g_l, e_na, e_k, e_l), its derivative
-    the linear map `_current_tangent`."""
+    the linear map `_current_tangent` (reverse mode: one native loop on CPU)."""
     return _current_xla(*args)
 
 
@@ -414,12 +415,15 @@ class HH(AbstractChannel):
         i_l = self.g_l * (v - self.e_l)
         return i_na + i_k + i_l
 
-    def current_and_slope(self, state: State, v: Float[ArrayLike, " comp"]):
-        """`current` (mA/cm^2) and its slope d i/d v (S/cm^2) at `v` (mV), in closed form,
-        with a hand-written reverse-mode derivative (one native loop on CPU)."""
+    def linearize(self, state: State, v: Float[ArrayLike, " comp"]):
+        """`current` (mA/cm^2), its slope d i/d v (S/cm^2) at `v` (mV) and the gates, in
+        closed form with a hand-written reverse-mode derivative (one native loop on CPU;
+        the gates come back through it so that their cotangents from the current and from
+        the gate step add up in that loop)."""
         v = jnp.asarray(v)
-        return _hh_current(state["m"], state["h"], state["n"], v, self.g_na, self.g_k,
-                           self.g_l, self.e_na, self.e_k, self.e_l)
+        i, g, m, h, n = _hh_current(state["m"], state["h"], state["n"], v, self.g_na, self.g_k,
+                                    self.g_l, self.e_na, self.e_k, self.e_l)
+        return i, g, {"m": m, "h": h, "n": n}
 
 
 class Leak(AbstractChannel):

@@ -190,9 +190,9 @@ def hh_gates_vjp(m, h, n, v, k, cm, ch, cn):
 
 def hh_current_vjp(*args):
     """The reverse step of HH's current and slope (`jaxdend.channels._hh._current_xla`):
-    from m, h, n, v, g_na, g_k, g_l, e_na, e_k, e_l and the cotangents of the current and the
-    slope (12 arrays of one shape and dtype), the cotangents of the first ten, by the native
-    CPU handler. Batched under vmap."""
+    from m, h, n, v, g_na, g_k, g_l, e_na, e_k, e_l and the cotangents of its outputs (the
+    current, the slope and the passed-through m, h, n: 15 arrays of one shape and dtype), the
+    cotangents of the first ten, by the native CPU handler. Batched under vmap."""
     name, _ = _HH_CURRENT_VJP_TARGETS[np.dtype(args[0].dtype)]
     out = jax.ShapeDtypeStruct(args[0].shape, args[0].dtype)
     call = jax.ffi.ffi_call(name, (out,) * 10, vmap_method="broadcast_all")

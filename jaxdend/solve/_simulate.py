@@ -285,8 +285,15 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
               if p.state == "v" and not junction[np.asarray(p.index)].any()}
     rest = {k: p for k, p in probes.items() if k not in direct}
 
+    def take(x, idx):
+        # a run of consecutive nodes (e.g. the soma) as a slice: its transpose in the
+        # gradient is a pad that fuses into the adjoint, where a gather's is a scatter kernel
+        if idx.size and np.array_equal(idx, np.arange(idx[0], idx[0] + idx.size)):
+            return x[int(idx[0]):int(idx[0]) + idx.size]
+        return x[idx]
+
     def extract(y):
-        out = {k: y["v"][idx] for k, idx in direct.items()}
+        out = {k: take(y["v"], idx) for k, idx in direct.items()}
         if rest:
             out.update(_extract(cell, rest, y))
         return {k: out[k] for k in probes}

@@ -112,9 +112,10 @@ class CableMatrix(eqx.Module):
 
 def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y, matrix=None):
     """One linearised implicit voltage step of length h (ms) from state `y` (whose voltage
-    is `v`, mV); returns v(t + h) in mV. `matrix`: the step's `CableMatrix` for this h (built
-    here when None)."""
-    i_ion, g_ion = cell.membrane_current(y["channels"], v)
+    is `v`, mV); returns v(t + h) in mV and the channel states for the gate update (the values
+    of y's, through the channels' `linearize`). `matrix`: the step's `CableMatrix` for this h
+    (built here when None)."""
+    i_ion, g_ion, channels = cell.linearized_current(y["channels"], v)
     if cell.synapses or cell.gap_junctions is not None:
         i_syn, g_syn = cell.synaptic_current(y.get("synapses", ()), v)
         i_ion, g_ion = i_ion + i_syn, g_ion + g_syn
@@ -133,9 +134,9 @@ def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y, matrix=Non
         # where the direct form drifts by several mV at spike upstrokes. One more scatter
         # per step, so float64 keeps the direct form (the two agree to 1e-9 mV there).
         rhs = i_ext - i_ion - cell.axial_current(v)
-        return v + tree_solve(cell.plan, d, g, rhs)
+        return v + tree_solve(cell.plan, d, g, rhs), channels
     b = (cdt + g_ion) * v - i_ion + i_ext
-    return tree_solve(cell.plan, d, g, b)
+    return tree_solve(cell.plan, d, g, b), channels
 
 
 def _deliver_spikes(cell: Cell, stimulus: Stimulus, y, t0, dt):
@@ -273,8 +274,9 @@ class BackwardEuler(AbstractCableSolver):
         dt = t1 - t0 if dt is None else dt
         tables = self._tables_for(terms, dt, tables)
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
-        v1 = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y_d["v"], y_d, matrix)
-        return _new_state(cell, y0, y_d, v1, dt, tables)
+        v1, channels = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y_d["v"], y_d,
+                                         matrix)
+        return _new_state(cell, y0, dict(y_d, channels=channels), v1, dt, tables)
 
 
 class CrankNicolson(AbstractCableSolver):
@@ -308,10 +310,11 @@ class CrankNicolson(AbstractCableSolver):
         tables = self._tables_for(terms, dt, tables)
         t_mid = t0 + 0.5 * dt
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
-        v_half = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y_d, matrix)
+        v_half, channels = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y_d,
+                                             matrix)
         v1 = 2.0 * v_half - v0
         # staggered: gates live at half steps, so they advance with the end-of-step voltage
-        return _new_state(cell, y0, y_d, v1, dt, tables)
+        return _new_state(cell, y0, dict(y_d, channels=channels), v1, dt, tables)
 
 
 def is_cable_solver(solver) -> bool:

@@ -215,8 +215,10 @@ double GatesVjpSum(int64_t count, double k, const T* m, const T* h, const T* n, 
 
 // The reverse step of HH's current and its slope (`jaxdend.channels._hh._current_vjp_xla`):
 // i = P_na (v - e_na) + P_k (v - e_k) + g_l (v - e_l) and g = P_na + P_k + g_l with
-// P_na = g_na m^3 h, P_k = g_k n^4; given the cotangents ci of i and cg of g, the cotangents
-// of m, h, n, v and of the six parameters (all arrays of one shape).
+// P_na = g_na m^3 h, P_k = g_k n^4; the function also passes m, h, n through unchanged (the
+// gate step reads them from there, so their two cotangents meet here instead of in three
+// extra kernels). Given the cotangents ci of i, cg of g and pm, ph, pn of the passed gates,
+// the cotangents of m, h, n, v and of the six parameters (all arrays of one shape).
 template <typename T>
 JAXDEND_CLONES void CurrentVjp(int64_t count, const T* __restrict m, const T* __restrict h,
                                const T* __restrict n, const T* __restrict v,
@@ -224,7 +226,8 @@ JAXDEND_CLONES void CurrentVjp(int64_t count, const T* __restrict m, const T* __
                                const T* __restrict gl, const T* __restrict ena,
                                const T* __restrict ek, const T* __restrict el,
                                const T* __restrict ci, const T* __restrict cg,
-                               T* __restrict om, T* __restrict oh, T* __restrict on,
+                               const T* __restrict pm, const T* __restrict ph,
+                               const T* __restrict pn, T* __restrict om, T* __restrict oh, T* __restrict on,
                                T* __restrict ov, T* __restrict ogna, T* __restrict ogk,
                                T* __restrict ogl, T* __restrict oena, T* __restrict oek,
                                T* __restrict oel) {
@@ -235,9 +238,9 @@ JAXDEND_CLONES void CurrentVjp(int64_t count, const T* __restrict m, const T* __
     const double m3h = m2 * mi * hi, n4 = n3 * ni;
     const double p_na = gna[i] * m3h, p_k = gk[i] * n4;
     const double a_na = (vi - ena[i]) * a + b, a_k = (vi - ek[i]) * a + b;
-    om[i] = static_cast<T>(gna[i] * 3.0 * m2 * hi * a_na);
-    oh[i] = static_cast<T>(gna[i] * m2 * mi * a_na);
-    on[i] = static_cast<T>(gk[i] * 4.0 * n3 * a_k);
+    om[i] = static_cast<T>(pm[i] + gna[i] * 3.0 * m2 * hi * a_na);
+    oh[i] = static_cast<T>(ph[i] + gna[i] * m2 * mi * a_na);
+    on[i] = static_cast<T>(pn[i] + gk[i] * 4.0 * n3 * a_k);
     ov[i] = static_cast<T>((p_na + p_k + gl[i]) * a);
     ogna[i] = static_cast<T>(m3h * a_na);
     ogk[i] = static_cast<T>(n4 * a_k);
@@ -251,13 +254,13 @@ JAXDEND_CLONES void CurrentVjp(int64_t count, const T* __restrict m, const T* __
 template <ffi::DataType DT>
 ffi::Error RunCurrentVjp(ffi::RemainingArgs args, ffi::RemainingRets rets) {
   using T = ffi::NativeType<DT>;
-  if (args.size() != 12 || rets.size() != 10) {
-    return ffi::Error::InvalidArgument("jaxdend hh current vjp: needs 12 inputs, 10 results");
+  if (args.size() != 15 || rets.size() != 10) {
+    return ffi::Error::InvalidArgument("jaxdend hh current vjp: needs 15 inputs, 10 results");
   }
-  const T* in[12];
+  const T* in[15];
   T* out[10];
   int64_t total = -1;
-  for (size_t k = 0; k < 12; ++k) {
+  for (size_t k = 0; k < 15; ++k) {
     auto x = args.get<ffi::AnyBuffer>(k);
     if (x.has_error()) return x.error();
     const int64_t c = static_cast<int64_t>(x->element_count());
@@ -276,7 +279,7 @@ ffi::Error RunCurrentVjp(ffi::RemainingArgs args, ffi::RemainingRets rets) {
     out[k] = reinterpret_cast<T*>((*x)->untyped_data());
   }
   CurrentVjp<T>(total, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], in[9],
-                in[10], in[11], out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
+                in[10], in[11], in[12], in[13], in[14], out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7],
                 out[8], out[9]);
   return ffi::Error::Success();
 }
