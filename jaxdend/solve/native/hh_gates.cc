@@ -125,14 +125,18 @@ JAXDEND_CLONES void Gates(int64_t count, double k, const T* __restrict m,
   }
 }
 
-// d/dz of z / (e^z - 1) given the ratio and e = exp(min(z, 700)), as `_slope_from_exp`
-JAXDEND_INLINE double Slope(double z, double ratio, double e) {
+// z / (e^z - 1) and its derivative in z for e = exp(min(z, 700)), as `_ratio_from_exp` and
+// `_slope_from_exp` (one division for both: the reverse step is bound by its divisions)
+JAXDEND_INLINE void RatioSlope(double z, double e, double& ratio, double& slope) {
   const bool small = Abs(z) < kSeriesCut;
   const double z2 = z * z;
-  const double series = -0.5 + z * (1.0 / 6.0 + z2 * (-1.0 / 180.0 + z2 * (1.0 / 5040.0)));
-  const double den = small ? 1.0 : e - 1.0;
-  const double q = (1.0 - ratio * e) / den;
-  return small ? series : (z > kTrapMax ? 0.0 : q);
+  const double r_series =
+      1.0 - 0.5 * z + z2 * (1.0 / 12.0 + z2 * (-1.0 / 720.0 + z2 * (1.0 / 30240.0)));
+  const double s_series = -0.5 + z * (1.0 / 6.0 + z2 * (-1.0 / 180.0 + z2 * (1.0 / 5040.0)));
+  const double inv = 1.0 / (small ? 1.0 : e - 1.0);
+  const double q = (small ? 1.0 : z) * inv;
+  ratio = small ? r_series : (z > kTrapMax ? 0.0 : q);
+  slope = small ? s_series : (z > kTrapMax ? 0.0 : (1.0 - ratio * e) * inv);
 }
 
 // One gate's reverse step: given x, the rates a, b and their slopes da, db (per mV) and the
@@ -141,11 +145,12 @@ JAXDEND_INLINE double Slope(double z, double ratio, double e) {
 JAXDEND_INLINE double GateVjp(double x, double a, double b, double da, double db, double k, double c,
                       double& cv, double& ck) {
   const double s = a + b;
-  const double inf = a / s;
+  const double inv_s = 1.0 / s;
+  const double inf = a * inv_s;
   const double e = Exp(-k * s);
   const double gap = (x - inf) * e;
   const double ds = da + db;
-  cv += ((1.0 - e) * (da - inf * ds) / s - gap * k * ds) * c;
+  cv += ((1.0 - e) * (da - inf * ds) * inv_s - gap * k * ds) * c;
   ck -= gap * s * c;
   return e * c;
 }
@@ -170,18 +175,20 @@ JAXDEND_CLONES void GatesVjp(int64_t count, double k, const T* __restrict m,
     const double w = Exp(Min(x_w, 170.0));
     const double e_b = Exp(Min(x_b, kTrapMax));
     const double z_n = z_m - 1.5, e_n = e_m * kEM15;
-    const double r_m = Ratio(z_m, e_m), r_n = Ratio(z_n, e_n);
+    double r_m, s_m, r_n, s_n;
+    RatioSlope(z_m, e_m, r_m, s_m);
+    RatioSlope(z_n, e_n, r_n, s_n);
     const double w2 = w * w;
     const double bm = 4.0 * e_b;
     const double ah = 0.07 * (w2 * w2);
     const double e_h = e_m * kEHalf;
     const double bh = 1.0 / (e_h + 1.0);
     const double an = 0.1 * r_n, bn = 0.125 * w;
-    const double dam = -0.1 * Slope(z_m, r_m, e_m);
+    const double dam = -0.1 * s_m;
     const double dbm = x_b < kTrapMax ? bm * (-1.0 / 18.0) : 0.0;
     const double dah = x_w < 170.0 ? ah * -0.05 : 0.0;
     const double dbh = z_m < kTrapMax ? 0.1 * bh * bh * e_h : 0.0;
-    const double dan = -0.01 * Slope(z_n, r_n, e_n);
+    const double dan = -0.01 * s_n;
     const double dbn = x_w < 170.0 ? bn * -0.0125 : 0.0;
     double cv = 0.0, ck = 0.0;
     m_out[i] = static_cast<T>(GateVjp(static_cast<double>(m[i]), r_m, bm, dam, dbm, k,
