@@ -371,39 +371,29 @@ ffi::Error RunVjp(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::Any
 
 }  // namespace
 
-#define JAXDEND_HH_BIND                                                                   \
-  ffi::Ffi::Bind()                                                                        \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Ret<ffi::AnyBuffer>()                                                              \
-      .Ret<ffi::AnyBuffer>()                                                              \
-      .Ret<ffi::AnyBuffer>()
+// buffer arguments and results of the handlers' bindings
+#define JAXDEND_ARG .Arg<ffi::AnyBuffer>()
+#define JAXDEND_RET .Ret<ffi::AnyBuffer>()
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF64, Run<ffi::F64>, JAXDEND_HH_BIND);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF32, Run<ffi::F32>, JAXDEND_HH_BIND);
+// m, h, n, v, k -> m', h', n'
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF64, Run<ffi::F64>,
+                              ffi::Ffi::Bind() JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG
+                                  JAXDEND_ARG JAXDEND_RET JAXDEND_RET JAXDEND_RET);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesF32, Run<ffi::F32>,
+                              ffi::Ffi::Bind() JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG
+                                  JAXDEND_ARG JAXDEND_RET JAXDEND_RET JAXDEND_RET);
 
-#define JAXDEND_HH_VJP_BIND                                                               \
-  ffi::Ffi::Bind()                                                                        \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Arg<ffi::AnyBuffer>()                                                              \
-      .Ret<ffi::AnyBuffer>()                                                              \
-      .Ret<ffi::AnyBuffer>()                                                              \
-      .Ret<ffi::AnyBuffer>()                                                              \
-      .Ret<ffi::AnyBuffer>()                                                              \
-      .Ret<ffi::AnyBuffer>()
+// m, h, n, v, k and the cotangents of m', h', n' -> cotangents of m, h, n, v, k
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesVjpF64, RunVjp<ffi::F64>,
+                              ffi::Ffi::Bind() JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG
+                                  JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG JAXDEND_RET
+                                      JAXDEND_RET JAXDEND_RET JAXDEND_RET JAXDEND_RET);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesVjpF32, RunVjp<ffi::F32>,
+                              ffi::Ffi::Bind() JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG
+                                  JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG JAXDEND_ARG JAXDEND_RET
+                                      JAXDEND_RET JAXDEND_RET JAXDEND_RET JAXDEND_RET);
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesVjpF64, RunVjp<ffi::F64>, JAXDEND_HH_VJP_BIND);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesVjpF32, RunVjp<ffi::F32>, JAXDEND_HH_VJP_BIND);
-
+// 15 arrays -> 10 cotangents (see CurrentVjp)
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHCurrentVjpF64, RunCurrentVjp<ffi::F64>,
                               ffi::Ffi::Bind().RemainingArgs().RemainingRets());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHCurrentVjpF32, RunCurrentVjp<ffi::F32>,
