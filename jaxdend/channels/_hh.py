@@ -263,8 +263,9 @@ def _native_ok(*arrays) -> bool:
 
 # The derivatives of the gate step and of the current, as linear maps whose transposes
 # (reverse mode) are one native loop each on CPU, where transposing their XLA formulas takes
-# a few dozen small kernels per step (1,016-compartment HH tree: value-and-gradient 345 ->
-# 240 ms with both); forward mode and batching use the XLA formulas.
+# a few dozen small kernels per step (1,016-compartment HH tree, value-and-gradient: 345 ->
+# 272 ms for the gate step's, a further -3 to -7 % for the current's; session 10, see
+# benchmarks/README.md); forward mode and batching use the XLA formulas.
 _gates_vjp = native_cpu(_vjp_xla, lambda *a: _native().hh_gates_vjp(*a), _native_ok)
 _gates_tangent = linear_map("jaxdend_hh_gates_tangent", _tangent_xla, _gates_vjp, 5)
 
