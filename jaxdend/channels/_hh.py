@@ -235,7 +235,7 @@ def _tangent_xla(m, h, n, v, k, dm, dh, dn, dv, dk):
     _, decay, dx_dv, dx_drate = _hh_exp_euler_parts(m, h, n, v, _per_node(k, v), 1.0)
     dk = _per_node(dk, v)
     return tuple(e * dx + g * dv + r * dk
-            for e, dx, g, r in zip(decay, (dm, dh, dn), dx_dv, dx_drate))
+                 for e, dx, g, r in zip(decay, (dm, dh, dn), dx_dv, dx_drate))
 
 
 def _vjp_xla(m, h, n, v, k, cm, ch, cn):

@@ -424,8 +424,8 @@ def _solve(plan, d, g, b):
 @_solve.defjvp
 def _solve_jvp(plan, primals, tangents):
     d, g, b = primals
-    # named as the solve's output is (see `_implicit_voltage`): a checkpointed step that keeps
-    # it does not solve again to rebuild this residual
+    # named for the checkpoint policy of simulate's scan, which keeps it: a recomputed step
+    # then needs no solve to rebuild this output and residual
     v = checkpoint_name(_solve(plan, d, g, b), "jaxdend.tree_solve")
     shape = jnp.broadcast_shapes(d.shape, g.shape, b.shape)
     args = [jnp.broadcast_to(x, shape) for x in (d, g, v, *tangents)]
