@@ -5,7 +5,10 @@ gate, ``x' = c(v) + e(v) x`` (``e = exp(-dt/tau)``, ``c = x_inf (1 - e)``). A `R
 ``c`` and ``e`` of every gate on a voltage grid once per run (from the channel's own
 ``exp_euler``, so tabulated and exact steps share one definition) and interpolates them
 linearly at every step: one gathered table row per node instead of the channel's rate
-functions (for ``HH``: six exponentials and six divisions per node).
+functions (for ``HH``: six exponentials and six divisions per node). On CPU, where HH's exact
+update and its reverse step are native loops (`jaxdend.solve._native`), tables are about as fast
+in the forward direction and slower in gradients (benchmarks/README.md, session 10); they
+still pay where the exact update runs as XLA code (GPU/TPU, or no C++ compiler).
 
 Which channels: those whose gates depend on no per-node parameter, only on voltage and
 temperature (``AbstractChannel.rate_params == ()``, e.g. ``HH``); the others are integrated
