@@ -8,7 +8,7 @@ linearly at every step: one gathered table row per node instead of the channel's
 functions (for ``HH``: six exponentials and six divisions per node). On CPU, where HH's exact
 update and its reverse step are native loops (`jaxdend.solve._native`), tables are about as fast
 in the forward direction and slower in gradients (benchmarks/README.md, session 10). Against
-the exact update as XLA code they were 1.6-2.2x faster forward on CPU (session 8), and XLA code
+the exact update as XLA code they were 1.5-2.2x faster forward on CPU (session 8), and XLA code
 is what GPUs/TPUs and machines without a C++ compiler run (not measured there).
 
 Which channels: those whose gates depend on no per-node parameter, only on voltage and
