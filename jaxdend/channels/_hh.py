@@ -317,17 +317,16 @@ def _hh_exp_euler(m, h, n, v, q10, dt):
     On CPU the value comes from native code when it can be built (`jaxdend.solve._native`,
     `native/hh_gates.cc`: the same formulas as one vectorised loop; agrees to round-off, and
     the tree HH benchmark's forward is ~35 % faster); elsewhere from the XLA formulas."""
-    from ..solve import _native  # here, not at import: jaxdend.solve imports the channels
 
     def xla(m, h, n, v, q10, dt):
         return _hh_exp_euler_parts(m, h, n, v, q10, dt)[0]
 
-    if not _native.hh_gates_supported(v):
+    if not _native().hh_gates_supported(v):
         return xla(m, h, n, v, q10, dt)
     k = jnp.asarray(dt * q10, dtype=v.dtype)
     return tuple(jax.lax.platform_dependent(
         m, h, n, v, k,
-        cpu=_native.hh_gates,
+        cpu=_native().hh_gates,
         default=lambda m, h, n, v, k: xla(m, h, n, v, q10, dt)))
 
 
