@@ -22,6 +22,7 @@
 // dimensions are the batch); the current's arrays all have one shape.
 
 #include <cstdint>
+#include <initializer_list>
 #include <cstring>
 
 #include "xla/ffi/api/ffi.h"
@@ -291,6 +292,31 @@ ffi::Error RunCurrentVjp(ffi::RemainingArgs args, ffi::RemainingRets rets) {
   return ffi::Error::Success();
 }
 
+// True if every buffer has `total` elements of type DT (the handlers' argument checks)
+template <ffi::DataType DT>
+bool AllOf(std::initializer_list<const ffi::AnyBuffer*> xs, int64_t total) {
+  for (const ffi::AnyBuffer* x : xs) {
+    if (static_cast<int64_t>(x->element_count()) != total || x->element_type() != DT) return false;
+  }
+  return true;
+}
+
+template <ffi::DataType DT>
+bool AllOf(std::initializer_list<ffi::Result<ffi::AnyBuffer>*> xs, int64_t total) {
+  for (ffi::Result<ffi::AnyBuffer>* x : xs) {
+    if (static_cast<int64_t>((*x)->element_count()) != total || (*x)->element_type() != DT) {
+      return false;
+    }
+  }
+  return true;
+}
+
+template <typename T>
+const T* In(const ffi::AnyBuffer& x) { return reinterpret_cast<const T*>(x.untyped_data()); }
+
+template <typename T>
+T* Out(ffi::Result<ffi::AnyBuffer>& x) { return reinterpret_cast<T*>(x->untyped_data()); }
+
 template <ffi::DataType DT>
 ffi::Error Run(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::AnyBuffer v,
                ffi::AnyBuffer k, ffi::Result<ffi::AnyBuffer> m_out,
@@ -298,25 +324,17 @@ ffi::Error Run(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::AnyBuf
   using T = ffi::NativeType<DT>;
   const int64_t total = static_cast<int64_t>(v.element_count());
   const int64_t groups = static_cast<int64_t>(k.element_count());
-  for (const ffi::AnyBuffer* x : {&m, &h, &n}) {
-    if (static_cast<int64_t>(x->element_count()) != total || x->element_type() != DT) {
-      return ffi::Error::InvalidArgument("jaxdend hh gates: m, h, n and v differ");
-    }
+  if (!AllOf<DT>({&m, &h, &n}, total)) {
+    return ffi::Error::InvalidArgument("jaxdend hh gates: m, h, n and v differ");
   }
-  for (ffi::Result<ffi::AnyBuffer>* x : {&m_out, &h_out, &n_out}) {
-    if (static_cast<int64_t>((*x)->element_count()) != total || (*x)->element_type() != DT) {
-      return ffi::Error::InvalidArgument("jaxdend hh gates: results differ from v");
-    }
+  if (!AllOf<DT>({&m_out, &h_out, &n_out}, total)) {
+    return ffi::Error::InvalidArgument("jaxdend hh gates: results differ from v");
   }
   if (v.element_type() != DT || k.element_type() != DT || groups == 0 || total % groups != 0) {
     return ffi::Error::InvalidArgument("jaxdend hh gates: v and k do not match");
   }
-  const auto in = [](const ffi::AnyBuffer& x) {
-    return reinterpret_cast<const T*>(x.untyped_data());
-  };
-  const auto out = [](ffi::Result<ffi::AnyBuffer>& x) {
-    return reinterpret_cast<T*>(x->untyped_data());
-  };
+  const auto in = In<T>;
+  const auto out = Out<T>;
   const T* kp = in(k);
   const int64_t per = total / groups;
   for (int64_t g = 0; g < groups; ++g) {
@@ -336,26 +354,18 @@ ffi::Error RunVjp(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::Any
   using T = ffi::NativeType<DT>;
   const int64_t total = static_cast<int64_t>(v.element_count());
   const int64_t groups = static_cast<int64_t>(k.element_count());
-  for (const ffi::AnyBuffer* x : {&m, &h, &n, &v, &cm, &ch, &cn}) {
-    if (static_cast<int64_t>(x->element_count()) != total || x->element_type() != DT) {
-      return ffi::Error::InvalidArgument("jaxdend hh gates vjp: inputs differ from v");
-    }
+  if (!AllOf<DT>({&m, &h, &n, &v, &cm, &ch, &cn}, total)) {
+    return ffi::Error::InvalidArgument("jaxdend hh gates vjp: inputs differ from v");
   }
-  for (ffi::Result<ffi::AnyBuffer>* x : {&m_out, &h_out, &n_out, &v_out}) {
-    if (static_cast<int64_t>((*x)->element_count()) != total || (*x)->element_type() != DT) {
-      return ffi::Error::InvalidArgument("jaxdend hh gates vjp: results differ from v");
-    }
+  if (!AllOf<DT>({&m_out, &h_out, &n_out, &v_out}, total)) {
+    return ffi::Error::InvalidArgument("jaxdend hh gates vjp: results differ from v");
   }
-  if (k.element_type() != DT || k_out->element_type() != DT || groups == 0 ||
-      static_cast<int64_t>(k_out->element_count()) != groups || total % groups != 0) {
+  if (!AllOf<DT>({&k}, groups) || !AllOf<DT>({&k_out}, groups) || groups == 0 ||
+      total % groups != 0) {
     return ffi::Error::InvalidArgument("jaxdend hh gates vjp: v and k do not match");
   }
-  const auto in = [](const ffi::AnyBuffer& x) {
-    return reinterpret_cast<const T*>(x.untyped_data());
-  };
-  const auto out = [](ffi::Result<ffi::AnyBuffer>& x) {
-    return reinterpret_cast<T*>(x->untyped_data());
-  };
+  const auto in = In<T>;
+  const auto out = Out<T>;
   const T* kp = in(k);
   T* ko = out(k_out);
   const int64_t per = total / groups;
