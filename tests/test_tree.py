@@ -173,6 +173,36 @@ def test_native_solve_is_built_used_on_cpu_and_exact_in_both_dtypes_and_batches(
         np.testing.assert_allclose(np.asarray(a), np.asarray(r), rtol=1e-11, atol=1e-13)
 
 
+def test_native_batched_solve_side_by_side_equals_lone_solves_bit_for_bit():
+    """Batches of several systems are solved side by side (`SolveLanes` in tree_solve.cc);
+    every system's solution equals the dense solve and, bit for bit, the same system solved
+    alone, for batch sizes around the lane width (so results do not depend on the batch)."""
+    if not _have_compiler():
+        pytest.skip("no C++ compiler on this machine")
+    from jaxdend.solve import _native
+
+    assert _native.available(), _native._status.get("error")
+    comps = jd.discretize(jd.reduced_pyramidal(), nseg=3)
+    m, d, g, b = _system(comps, seed=8)
+    plan = _tree.TreePlan.from_parent(np.asarray(comps.parent))
+    rng = np.random.default_rng(9)
+    one = jax.jit(lambda d, g, b: _tree.tree_solve(plan, d, g, b))
+    many = jax.jit(jax.vmap(lambda d, g, b: _tree.tree_solve(plan, d, g, b)))
+    for dtype in (jnp.float64, jnp.float32):
+        for size in (1, 3, 4, 8, 13):
+            ds = jnp.asarray(d + rng.uniform(0.0, 0.5, (size, comps.n)), dtype)
+            gs = jnp.asarray(g * rng.uniform(0.5, 2.0, (size, 1)), dtype)
+            bs = jnp.asarray(rng.normal(size=(size, comps.n)), dtype)
+            out = many(ds, gs, bs)
+            for k in range(size):
+                np.testing.assert_array_equal(np.asarray(out[k]),
+                                              np.asarray(one(ds[k], gs[k], bs[k])))
+                if dtype == jnp.float64:
+                    ref = np.asarray(_tree._solve_xla(plan, ds[k], gs[k], bs[k]))
+                    np.testing.assert_allclose(np.asarray(out[k]), ref, rtol=1e-12,
+                                               atol=1e-13)
+
+
 _FALLBACK_SCRIPT = textwrap.dedent("""
     import warnings
     import jax
@@ -294,12 +324,18 @@ def test_native_reverse_steps_of_hh_are_used_on_cpu_and_equal_the_xla_formulas()
         check(_native.hh_gates_vjp, _hh._vjp_xla, [*gates, v, k, *cts[:3]], rtol, dtype)
         check(_native.hh_current_vjp, _hh._current_vjp_xla, [*gates, v, *params, *cts],
               rtol, dtype)
-    ks = jnp.asarray([0.01, 0.0625, 0.2])
+    # a k per batch element; runs of equal k are one loop in the native code, and the
+    # cotangent of k is still summed per element
+    ks = jnp.asarray([0.01, 0.0625, 0.0625, 0.2, 0.2, 0.2, 0.01])
     batched = jax.vmap(_native.hh_gates_vjp, in_axes=(None,) * 4 + (0,) + (None,) * 3)
     ref = jax.vmap(_hh._vjp_xla, in_axes=(None,) * 4 + (0,) + (None,) * 3)
     for a, b in zip(batched(*gates, v, ks, *cts[:3]), ref(*gates, v, ks, *cts[:3])):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12,
                                    atol=1e-12 * float(jnp.max(jnp.abs(b))))
+    fwd = jax.vmap(_native.hh_gates, in_axes=(None,) * 4 + (0,))(*gates, v, ks)
+    for i, k in enumerate(ks):
+        for a, b in zip(fwd, _native.hh_gates(*gates, v, k)):
+            np.testing.assert_array_equal(np.asarray(a[i]), np.asarray(b))
 
     cell = jd.Cell(jd.discretize(jd.y_cell(), nseg=3)).insert(jd.channels.HH())
     stim = jd.stimulus.step(0, 0.3, 1.0, 3.0)

@@ -19,7 +19,9 @@
 // float64 and float32 buffers.
 //
 // Batches: k has one value per batch element (its element count divides that of v; leading
-// dimensions are the batch); the current's arrays all have one shape.
+// dimensions are the batch); consecutive elements with equal k run as one loop (a batch of
+// small cells would otherwise spend much of each short loop in its scalar remainder). The
+// current's arrays all have one shape.
 
 #include <cstdint>
 #include <initializer_list>
@@ -204,11 +206,12 @@ JAXDEND_CLONES void GatesVjp(int64_t count, double k, const T* __restrict m,
 }
 
 // `GatesVjp` over nodes [0, count) in blocks (a vectorised loop per block, then the block's
-// cotangents of k summed in node order); returns the sum.
+// cotangents of k summed in node order), for batch elements of `per` nodes each that share
+// k: the sum over each element's nodes goes to its entry of `ck_sum`.
 template <typename T>
-double GatesVjpSum(int64_t count, double k, const T* m, const T* h, const T* n, const T* v,
-                   const T* cm, const T* ch, const T* cn, T* m_out, T* h_out, T* n_out,
-                   T* v_out) {
+void GatesVjpSum(int64_t count, int64_t per, double k, const T* m, const T* h, const T* n,
+                 const T* v, const T* cm, const T* ch, const T* cn, T* m_out, T* h_out,
+                 T* n_out, T* v_out, T* ck_sum) {
   constexpr int64_t kBlock = 512;
   double ck[kBlock];
   double sum = 0.0;
@@ -216,9 +219,22 @@ double GatesVjpSum(int64_t count, double k, const T* m, const T* h, const T* n, 
     const int64_t c = count - o < kBlock ? count - o : kBlock;
     GatesVjp<T>(c, k, m + o, h + o, n + o, v + o, cm + o, ch + o, cn + o, m_out + o,
                 h_out + o, n_out + o, v_out + o, ck);
-    for (int64_t i = 0; i < c; ++i) sum += ck[i];
+    for (int64_t i = 0; i < c; ++i) {
+      sum += ck[i];
+      if ((o + i + 1) % per == 0) {  // the last node of a batch element
+        ck_sum[(o + i) / per] = static_cast<T>(sum);
+        sum = 0.0;
+      }
+    }
   }
-  return sum;
+}
+
+// The end of the run of batch elements from `g` on that share k (its index past the last).
+template <typename T>
+int64_t SameK(const T* k, int64_t g, int64_t groups) {
+  int64_t g1 = g + 1;
+  while (g1 < groups && k[g1] == k[g]) ++g1;
+  return g1;
 }
 
 // The reverse step of HH's current and its slope (`jaxdend.channels._hh._current_vjp_xla`):
@@ -337,10 +353,11 @@ ffi::Error Run(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::AnyBuf
   const auto out = Out<T>;
   const T* kp = in(k);
   const int64_t per = total / groups;
-  for (int64_t g = 0; g < groups; ++g) {
+  for (int64_t g = 0, g1; g < groups; g = g1) {
+    g1 = SameK(kp, g, groups);  // one loop over the batch elements that share k
     const int64_t o = g * per;
-    Gates<T>(per, static_cast<double>(kp[g]), in(m) + o, in(h) + o, in(n) + o, in(v) + o,
-             out(m_out) + o, out(h_out) + o, out(n_out) + o);
+    Gates<T>((g1 - g) * per, static_cast<double>(kp[g]), in(m) + o, in(h) + o, in(n) + o,
+             in(v) + o, out(m_out) + o, out(h_out) + o, out(n_out) + o);
   }
   return ffi::Error::Success();
 }
@@ -369,12 +386,12 @@ ffi::Error RunVjp(ffi::AnyBuffer m, ffi::AnyBuffer h, ffi::AnyBuffer n, ffi::Any
   const T* kp = in(k);
   T* ko = out(k_out);
   const int64_t per = total / groups;
-  for (int64_t g = 0; g < groups; ++g) {
+  for (int64_t g = 0, g1; g < groups; g = g1) {
+    g1 = SameK(kp, g, groups);
     const int64_t o = g * per;
-    ko[g] = static_cast<T>(GatesVjpSum<T>(per, static_cast<double>(kp[g]), in(m) + o, in(h) + o,
-                                          in(n) + o, in(v) + o, in(cm) + o, in(ch) + o,
-                                          in(cn) + o, out(m_out) + o, out(h_out) + o,
-                                          out(n_out) + o, out(v_out) + o));
+    GatesVjpSum<T>((g1 - g) * per, per, static_cast<double>(kp[g]), in(m) + o, in(h) + o,
+                   in(n) + o, in(v) + o, in(cm) + o, in(ch) + o, in(cn) + o, out(m_out) + o,
+                   out(h_out) + o, out(n_out) + o, out(v_out) + o, ko + g);
   }
   return ffi::Error::Success();
 }
