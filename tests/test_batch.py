@@ -112,7 +112,7 @@ def test_chunks_compile_once_and_equal_one_chunk(cell):
 
 def test_auto_vmap_width_rule_on_cpu(monkeypatch):
     """With the native CPU tree solve: one vmap over a device's block in groups of at most
-    500,000 nodes. With the XLA solve: groups of ~256 nodes' worth, one vmap once the block
+    6,000 nodes. With the XLA solve: groups of ~256 nodes' worth, one vmap once the block
     holds >= 20,000 nodes of cells of up to 512 nodes (measured faster, batch/_sweep.py)."""
     from jaxdend.batch import _sweep
     from jaxdend.batch._sweep import _auto_width
@@ -120,10 +120,12 @@ def test_auto_vmap_width_rule_on_cpu(monkeypatch):
     mesh = batch.batch_mesh(1)
     monkeypatch.setattr(_sweep._native, "available", lambda: True)
     assert _auto_width("auto", mesh, 50, 10) is None
-    assert _auto_width("auto", mesh, 50, 10_000) is None
-    assert _auto_width("auto", mesh, 50, 20_000) == 10_000  # groups of <= 500,000 nodes
-    assert _auto_width("auto", mesh, 1080, 100) is None
-    assert _auto_width("auto", mesh, 1080, 1000) == 462
+    assert _auto_width("auto", mesh, 50, 120) is None  # 6,000 nodes
+    assert _auto_width("auto", mesh, 50, 121) == 120  # groups of <= 6,000 nodes
+    assert _auto_width("auto", mesh, 50, 10_000) == 120
+    assert _auto_width("auto", mesh, 1080, 5) is None
+    assert _auto_width("auto", mesh, 1080, 100) == 5
+    assert _auto_width("auto", mesh, 1953, 100) == 3
     assert _auto_width("auto", mesh, 600_000, 3) == 1
     monkeypatch.setattr(_sweep._native, "available", lambda: False)
     assert _auto_width("auto", mesh, 50, 10) == 5

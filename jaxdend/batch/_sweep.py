@@ -420,7 +420,15 @@ def _take(tree, idx):
 # The CPU rule of vmap_width="auto" (one CPU device, HH, float64; numbers from
 # benchmarks/throughput.py and its width study, see benchmarks/README.md).
 # With the native tree solve (jaxdend/solve/_native.py, the default on CPU): one vmap over a
-# device's block, in groups of at most 500,000 nodes. Session 8 (throughput.py, 400 steps,
+# device's block, in groups of at most 6,000 nodes (a step's arrays, ~20 per node, then stay
+# in a core's level-2 cache). Session 11, by hand with benchmarks/throughput.py's programs
+# (forward, float64, best of 3 alternating, after the batched native kernels): groups of
+# 3,900-5,900 nodes against one vmap: reduced cell x1,000 73.7 / 74.0 vs 65.0 / 63.4 Mcs/s
+# (x10,000: 73.4 vs 60.4), 1,080-node tree x100 72.7-75.4 vs 64.3 / 68.8, real cell x100
+# 61.1 vs 56.0 (930 nodes) and 70.1-70.8 vs 64.3 (1,953 nodes); groups of 9,300-10,800 nodes
+# were no better than one vmap (57.8-62.3), gradients the same either way (14.3 vs 14.4, 13.9
+# vs 13.3). Before those kernels (sessions 8-10) one vmap in groups of at most 500,000 nodes
+# was the rule: session 8 (throughput.py, 400 steps,
 # results/throughput.json), batch 100, full width against one at a time: 74.7 vs 47.6 Mcs/s
 # (1,080-node tree), 59.4 vs 39.7 (930-node real cell), 45.7 vs 36.5 (1,953 nodes), 37.9 vs
 # 22.6 (50-node reduced cell); widths 4 and 16 in between; 10,000 variants of the reduced
@@ -439,7 +447,7 @@ _CPU_GROUP_NODES = 256
 _CPU_WIDE_MAX_NODES = 512
 _CPU_WIDE_NODES = 20_000
 _CPU_WIDE_GROUP_NODES = 100_000
-_CPU_NATIVE_GROUP_NODES = 500_000
+_CPU_NATIVE_GROUP_NODES = 6_000
 
 
 def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int):
@@ -644,8 +652,8 @@ def sweep(
             at nseg 2, spikes shifted by < 1 us, same spike counts; benchmarks/throughput.py)
             or "float64".
         vmap_width: variants vectorised together per device (see `sharded_vmap`); "auto":
-            on CPUs a device's whole share of the chunk in groups of at most 500,000 nodes
-            (1.25-1.7x faster than one variant at a time; without the native CPU tree solve,
+            on CPUs a device's whole share of the chunk in groups of at most 6,000 nodes
+            (cache-sized; faster than one variant at a time; without the native CPU tree solve,
             ~256 nodes' worth unless the share holds >= 20,000 nodes of cells of up to 512
             nodes, see jaxdend/batch/_sweep.py); the whole chunk on GPUs; None: the whole
             chunk.

@@ -7,10 +7,11 @@ machine, against ~4.5 ns for this code; measured by hand with a loop of 4,000 so
 1,080-node `binary_tree(depth=7)`, not yet by a benchmark script). `native/tree_solve.cc` is the
 same elimination written out in C++ (nodes grouped by height so that independent divisions
 overlap), compiled once per machine with the system's C++ compiler into a cache folder and
-called through `jax.ffi`. A batch of systems (vmap) is solved eight at a time side by side,
-one vector instruction per node for all eight (46-segment reduced cell, batch 100: 32 ->
-15 us per step, by hand). GPU and TPU programs keep the XLA solve
-(`jax.lax.platform_dependent`).
+called through `jax.ffi`. A batch of small trees (vmap; up to ~170 nodes in float64, while
+eight node-major copies fit a level-1 cache) is solved eight at a time side by side, one
+vector instruction per node for all eight (46-segment reduced cell, batch 100: 32 -> 15 us
+per step, by hand); larger trees are solved one after another. GPU and TPU programs keep the
+XLA solve (`jax.lax.platform_dependent`).
 
 `native/hh_gates.cc` is `jaxdend.channels.HH`'s exponential-Euler gate step (hh.mod's rates) as
 one vectorised loop with a polynomial exponential, where XLA runs the same formulas as about ten
