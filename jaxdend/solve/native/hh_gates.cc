@@ -215,15 +215,17 @@ void GatesVjpSum(int64_t count, int64_t per, double k, const T* m, const T* h, c
   constexpr int64_t kBlock = 512;
   double ck[kBlock];
   double sum = 0.0;
+  int64_t end = per;  // index past the last node of the current batch element
   for (int64_t o = 0; o < count; o += kBlock) {
     const int64_t c = count - o < kBlock ? count - o : kBlock;
     GatesVjp<T>(c, k, m + o, h + o, n + o, v + o, cm + o, ch + o, cn + o, m_out + o,
                 h_out + o, n_out + o, v_out + o, ck);
     for (int64_t i = 0; i < c; ++i) {
       sum += ck[i];
-      if ((o + i + 1) % per == 0) {  // the last node of a batch element
-        ck_sum[(o + i) / per] = static_cast<T>(sum);
+      if (o + i + 1 == end) {  // a comparison, not a division, per node
+        *ck_sum++ = static_cast<T>(sum);
         sum = 0.0;
+        end += per;
       }
     }
   }
