@@ -50,6 +50,7 @@ import numpy as np
 
 _SOURCES = tuple(Path(__file__).with_name("native") / f
                  for f in ("tree_solve.cc", "hh_gates.cc"))
+_HEADERS = (Path(__file__).with_name("native") / "common.h",)  # included by the sources
 # no trapping math / errno: lets the compiler vectorise branch-free selects (results unchanged)
 _FLAGS = ("-O3", "-shared", "-fPIC", "-std=c++17", "-fno-trapping-math", "-fno-math-errno", "-w")
 _TARGETS = {  # dtype -> (FFI target name, handler symbol)
@@ -97,7 +98,7 @@ def _build() -> Path:
     cxx = _compiler()
     include = jax.ffi.include_dir()
     key = hashlib.sha256(b"\0".join([
-        *(f.read_bytes() for f in _SOURCES), cxx.encode(), " ".join(_FLAGS).encode(),
+        *(f.read_bytes() for f in (*_SOURCES, *_HEADERS)), cxx.encode(), " ".join(_FLAGS).encode(),
         include.encode(),
         jax.__version__.encode(), platform.machine().encode()])).hexdigest()[:16]
     out = cache_dir() / f"native-{key}.so"

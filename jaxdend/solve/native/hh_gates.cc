@@ -27,17 +27,12 @@
 #include <initializer_list>
 #include <cstring>
 
+#include "common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define JAXDEND_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define JAXDEND_CLONES
-#endif
 
 // the loops below vectorise only if every helper is inlined into them
 #if defined(__GNUC__)

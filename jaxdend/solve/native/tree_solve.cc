@@ -20,6 +20,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -58,12 +59,6 @@ void SolveOne(int64_t n, const int64_t* parent, const int64_t* up, const int64_t
     v[i] = (v[i] + g[i] * v[parent[i]]) * inv_d[i];
   }
 }
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define JAXDEND_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define JAXDEND_CLONES
-#endif
 
 // Systems solved side by side in a batch (see SolveLanes).
 constexpr int64_t kLanes = 8;

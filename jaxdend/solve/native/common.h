@@ -1,0 +1,14 @@
+// Shared by jaxdend's native sources (tree_solve.cc, hh_gates.cc); jaxdend/solve/_native.py
+// builds them together and hashes this header with them.
+#ifndef JAXDEND_NATIVE_COMMON_H_
+#define JAXDEND_NATIVE_COMMON_H_
+
+// Function clones for AVX-512 and AVX2, picked at load time (GCC on x86-64 Linux), so the
+// vectorised loops use the widest registers the machine has.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define JAXDEND_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define JAXDEND_CLONES
+#endif
+
+#endif  // JAXDEND_NATIVE_COMMON_H_
