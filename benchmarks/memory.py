@@ -5,11 +5,12 @@ Model: C060114A5_derived.swc discretised with NEURON's d_lambda = 0.1 rule (1,95
 soma from 10 ms to the end, dt = 0.025 ms. Loss: mean squared soma voltage (every step
 recorded); gradient with respect to every parameter of the cell (`eqx.filter_value_and_grad`).
 For each simulated duration (0.1, 0.3, 1 and 3 s: 4,000 to 120,000 steps) and checkpoint policy
-(`simulate(..., checkpoint=True)`: one stored state per step; `"nested"`: O(sqrt(steps))) a
-fresh child process compiles the value-and-gradient, reads XLA's working memory
-(``compiled.memory_analysis().temp_size_in_bytes``), runs it once and reports its wall time and
-the process peak resident memory (``ru_maxrss``, which includes ~0.4 GB of Python + JAX).
-Configurations whose XLA temp exceeds ``--max-run-gib`` are compiled but not run.
+(`simulate(..., checkpoint=True)`: memory linear in the steps, a fraction of a state per
+step; `"nested"`: O(sqrt(steps))) a fresh child process compiles the value-and-gradient, reads
+XLA's working memory (``compiled.memory_analysis().temp_size_in_bytes``), runs it once and
+reports its wall time and the process peak resident memory (``ru_maxrss``, which includes
+~0.4 GB of Python + JAX). Configurations whose XLA temp exceeds ``--max-run-gib`` are compiled
+but not run.
 
 Usage:
     python benchmarks/memory.py [--quick] [--json PATH] [--max-run-gib GIB]

@@ -453,15 +453,18 @@ class Cell(eqx.Module):
         """Total ionic current (nA) and its slope d I/d v (uS) at every node."""
         return self.linearized_current(channel_states, v)[:2]
 
-    def linearized_current(self, channel_states, v):
+    def linearized_current(self, channel_states, v, given=None):
         """`membrane_current` (nA, uS) and the channel states as the channels' `linearize`
-        returns them (same values; the implicit step advances its gates from these)."""
+        returns them (same values; the implicit step advances its gates from these) at `v`
+        (mV). `given`: per channel None or its ``(i, g, state)`` already computed at these
+        states and `v` (as `linearize` returns them; mA/cm^2, S/cm^2), used as they are."""
         area = jnp.asarray(self.comps.area) * AREA_TO_UNITS
         i_tot = jnp.zeros_like(v)
         g_tot = jnp.zeros_like(v)
         states = []
-        for ch, mask, st in zip(self.channels, self.masks, channel_states):
-            i, g, st = ch.linearize(st, v)
+        given = (None,) * len(self.channels) if given is None else given
+        for ch, mask, st, pre in zip(self.channels, self.masks, channel_states, given):
+            i, g, st = ch.linearize(st, v) if pre is None else pre
             i_tot = i_tot + jnp.where(mask, i, 0.0)
             g_tot = g_tot + jnp.where(mask, g, 0.0)
             states.append(st)

@@ -139,6 +139,35 @@ def test_nested_checkpointing_same_values_and_gradients():
         jd.simulate(cell, stim, t1=1.0, checkpoint="binomial")
 
 
+@pytest.mark.parametrize("channels", ["hh", "pospischil"])
+def test_checkpoint_plans_give_the_stored_run_gradients(channels):
+    """Both checkpoint plans (HH on CPU: five-step units storing no solve; XLA-stepped
+    channels: three-step units keeping the solves) give the gradients of a run that stores
+    everything, with a step count that leaves a partial unit (117 steps)."""
+    from jaxdend.solve import _native
+    from jaxdend.solve._simulate import _UNIT, _UNIT_NATIVE, _checkpoint_plan
+
+    if channels == "hh":
+        cell = hh_cell(jd.ball_and_stick(), nseg=5)
+    else:
+        cell = jd.Cell(jd.discretize(jd.ball_and_stick(), nseg=5)).insert(
+            jd.channels.PospischilNa()).insert(jd.channels.PospischilKd()).insert(
+            jd.channels.Leak())
+    native = channels == "hh" and jax.default_backend() == "cpu" and _native.available()
+    unit, _, relinearize = _checkpoint_plan(cell, (None,) * len(cell.channels),
+                                            cell.init_state()["v"])
+    assert (unit, relinearize) == ((_UNIT_NATIVE, True) if native else (_UNIT, False))
+    stim = jd.stimulus.step(0, 0.5, 0.5, 2.0)
+
+    def loss(c, mode):
+        v = jd.simulate(c, stim, t1=117 * 0.025, dt=0.025, checkpoint=mode)["v"]
+        return jnp.mean(v**2)
+
+    g1 = eqx.filter_jit(eqx.filter_grad(lambda c: loss(c, True)))(cell)
+    g2 = eqx.filter_jit(eqx.filter_grad(lambda c: loss(c, False)))(cell)
+    assert tree_allclose(g1, g2, rtol=1e-10, atol=1e-14)
+
+
 def test_segment_choice_balances_memory():
     from jaxdend.solve._simulate import _segment_blocks
 

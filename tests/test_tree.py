@@ -293,9 +293,10 @@ def test_native_hh_gate_step_is_used_on_cpu_and_equals_the_xla_formulas():
 
 @pytest.mark.skipif(os.environ.get("JAXDEND_NATIVE") == "0", reason="native code turned off")
 def test_native_reverse_steps_of_hh_are_used_on_cpu_and_equal_the_xla_formulas():
-    """Reverse mode of HH's gate step and current runs the native VJP loops on CPU
-    (`native/hh_gates.cc`); they equal the XLA transposes to round-off over -200..200 mV in
-    float64 and float32, also under vmap (a temperature per batch element)."""
+    """Reverse mode of HH's gate step and current (and of the two as one, between the steps
+    of a checkpointed unit) runs the native VJP loops on CPU (`native/hh_gates.cc`); they
+    equal the XLA transposes to round-off over -200..200 mV in float64 and float32, also
+    under vmap (a temperature per batch element)."""
     if not _have_compiler():
         pytest.skip("no C++ compiler on this machine")
     from jaxdend.channels import _hh
@@ -324,12 +325,20 @@ def test_native_reverse_steps_of_hh_are_used_on_cpu_and_equal_the_xla_formulas()
         check(_native.hh_gates_vjp, _hh._vjp_xla, [*gates, v, k, *cts[:3]], rtol, dtype)
         check(_native.hh_current_vjp, _hh._current_vjp_xla, [*gates, v, *params, *cts],
               rtol, dtype)
+        check(_native.hh_step_current_vjp, _hh._step_current_vjp_xla,
+              [*gates, v, k, *params, *cts], rtol, dtype)
     # a k per batch element; runs of equal k are one loop in the native code, and the
     # cotangent of k is still summed per element
     ks = jnp.asarray([0.01, 0.0625, 0.0625, 0.2, 0.2, 0.2, 0.01])
     batched = jax.vmap(_native.hh_gates_vjp, in_axes=(None,) * 4 + (0,) + (None,) * 3)
     ref = jax.vmap(_hh._vjp_xla, in_axes=(None,) * 4 + (0,) + (None,) * 3)
     for a, b in zip(batched(*gates, v, ks, *cts[:3]), ref(*gates, v, ks, *cts[:3])):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12,
+                                   atol=1e-12 * float(jnp.max(jnp.abs(b))))
+    axes = (None,) * 4 + (0,) + (None,) * 11
+    batched = jax.vmap(_native.hh_step_current_vjp, in_axes=axes)
+    ref = jax.vmap(_hh._step_current_vjp_xla, in_axes=axes)
+    for a, b in zip(batched(*gates, v, ks, *params, *cts), ref(*gates, v, ks, *params, *cts)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12,
                                    atol=1e-12 * float(jnp.max(jnp.abs(b))))
     fwd = jax.vmap(_native.hh_gates, in_axes=(None,) * 4 + (0,))(*gates, v, ks)
@@ -343,3 +352,5 @@ def test_native_reverse_steps_of_hh_are_used_on_cpu_and_equal_the_xla_formulas()
         lambda g: jnp.sum(jd.simulate(cell.set("HH.g_na", g), stim, t1=5.0)["v"] ** 2)))
     hlo = grad.lower(0.12).compile().as_text()
     assert "jaxdend_hh_gates_vjp_f64" in hlo and "jaxdend_hh_current_vjp_f64" in hlo
+    # between the steps of a checkpointed unit: the gate step and the next current in one
+    assert "jaxdend_hh_step_current_vjp_f64" in hlo

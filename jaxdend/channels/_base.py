@@ -31,11 +31,16 @@ class AbstractChannel(eqx.Module):
         rate_params: names of the parameters the gate rates depend on besides voltage and
             temperature; ``()`` for none (then `jaxdend.solve.RateTable` can tabulate the
             gates), None when not declared (never tabulated).
+        native_cpu: True if the state update and its reverse step are native code on CPU
+            (`jaxdend.solve._native`), so recomputing a step is cheap there; it lets the
+            gradient of a time loop recompute steps instead of storing them (see
+            ``jaxdend.solve._simulate``).
     """
 
     state_names: ClassVar[tuple[str, ...]] = ()
     conductance_names: ClassVar[tuple[str, ...]] = ()
     rate_params: ClassVar[tuple[str, ...] | None] = None
+    native_cpu: ClassVar[bool] = False
 
     def init_state(self, v: Float[ArrayLike, " comp"], celsius: float) -> State:
         """Steady state of every state variable at voltage `v` (mV) and temperature (degC)."""

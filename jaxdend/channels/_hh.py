@@ -342,6 +342,63 @@ def _hh_exp_euler_jvp(primals, tangents):
     return out, tuple(_gates_tangent(m, h, n, v, k, dm, dh, dn, dv, dk))
 
 
+def _step_current_tangent_xla(*args):
+    """The tangent map of `_hh_step_current` (residuals m, h, n, v, k = dt q10 (a prefix of
+    v's shape) and the six parameters, then their 11 tangents) from those of the gate step
+    and the current: the tangents of m', h', n', i, g."""
+    m, h, n, v, k, *params = args[:11]
+    dm, dh, dn, dv, dk, *dparams = args[11:]
+    m1, h1, n1 = _hh_exp_euler_parts(m, h, n, v, _per_node(k, v), 1.0)[0]
+    dm1, dh1, dn1 = _tangent_xla(m, h, n, v, k, dm, dh, dn, dv, dk)
+    di, dg = _current_tangent_xla(m1, h1, n1, v, *params, dm1, dh1, dn1, dv, *dparams)[:2]
+    return dm1, dh1, dn1, di, dg
+
+
+def _step_current_vjp_xla(*args):
+    """The transpose of `_step_current_tangent_xla` for the cotangents of m', h', n', i, g:
+    cotangents of m, h, n, v, k (summed over each batch element's nodes) and the six
+    parameters, through `_current_vjp_xla` and `_vjp_xla`."""
+    m, h, n, v, k, *params = args[:11]
+    cm1, ch1, cn1, ci, cg = args[11:]
+    m1, h1, n1 = _hh_exp_euler_parts(m, h, n, v, _per_node(k, v), 1.0)[0]
+    c = _current_vjp_xla(m1, h1, n1, v, *params, ci, cg, cm1, ch1, cn1)
+    cm, ch, cn, cv, ck = _vjp_xla(m, h, n, v, k, *c[:3])
+    return (cm, ch, cn, cv + c[3], ck, *c[4:])
+
+
+# The gate step and the next current as one linear map, whose transpose is one native loop
+# on CPU (`StepCurrentVjp` in hh_gates.cc) where `_gates_vjp` and `_current_vjp` are two;
+# used between the steps of a checkpointed unit (`HH.exp_euler_linearize`).
+_step_current_vjp = native_cpu(_step_current_vjp_xla,
+                               lambda *a: _native().hh_step_current_vjp(*a), _native_ok)
+_step_current_tangent = linear_map("jaxdend_hh_step_current_tangent",
+                                   _step_current_tangent_xla, _step_current_vjp, 11)
+
+
+@jax.custom_jvp
+def _hh_step_current(m, h, n, v, q10, dt, g_na, g_k, g_l, e_na, e_k, e_l):
+    """`_hh_exp_euler` then `_current_xla` at the new gates: (m', h', n', i, g); its
+    derivative the linear map `_step_current_tangent`."""
+    m1, h1, n1 = _hh_exp_euler(m, h, n, v, q10, dt)
+    return (m1, h1, n1, *_current_xla(m1, h1, n1, v, g_na, g_k, g_l, e_na, e_k, e_l)[:2])
+
+
+@_hh_step_current.defjvp
+def _hh_step_current_jvp(primals, tangents):
+    m, h, n, v, q10, dt, *params = primals
+    dm, dh, dn, dv, dq10, ddt, *dparams = tangents
+    shape = jnp.shape(v)
+    params = [jnp.broadcast_to(x, shape) for x in params]
+    dparams = [jnp.broadcast_to(t, shape) for t in dparams]
+    k = jnp.asarray(dt * q10, dtype=v.dtype)
+    dk = jnp.asarray(dt * dq10 + q10 * ddt, dtype=v.dtype)
+    if jnp.shape(k) != shape[: jnp.ndim(k)]:  # e.g. a temperature per node
+        k, dk = jnp.broadcast_to(k, shape), jnp.broadcast_to(dk, shape)
+    out = _hh_step_current(m, h, n, v, q10, dt, *params)
+    return out, tuple(_step_current_tangent(m, h, n, v, k, *params, dm, dh, dn, dv, dk,
+                                            *dparams))
+
+
 class HH(AbstractChannel):
     """Hodgkin-Huxley Na, K and leak currents, identical to NEURON's built-in ``hh``.
 
@@ -368,6 +425,7 @@ class HH(AbstractChannel):
     state_names: ClassVar[tuple[str, ...]] = ("m", "h", "n")
     conductance_names: ClassVar[tuple[str, ...]] = ("g_na", "g_k", "g_l")
     rate_params: ClassVar[tuple[str, ...]] = ()  # rates depend on v and celsius only
+    native_cpu: ClassVar[bool] = True  # `_hh_exp_euler`, `_hh_current`
 
     def gates(self, v: Float[ArrayLike, " comp"], celsius: float) -> tuple[State, State]:
         """Steady states (dimensionless) and time constants (ms) of m, h, n at `v` (mV).
@@ -424,6 +482,19 @@ class HH(AbstractChannel):
         i, g, m, h, n = _hh_current(state["m"], state["h"], state["n"], v, self.g_na, self.g_k,
                                     self.g_l, self.e_na, self.e_k, self.e_l)
         return i, g, {"m": m, "h": h, "n": n}
+
+    def exp_euler_linearize(self, state: State, v, celsius, dt):
+        """`exp_euler` over `dt` ms at `v` (mV), then `linearize` at the new gates and the same
+        `v`: (new gates, current density mA/cm^2, slope S/cm^2). Same values as the
+        two calls; its reverse-mode derivative is one native loop on CPU instead of two (the
+        cable solvers use it between the steps of a checkpointed unit)."""
+        v = jnp.asarray(v)
+        m, h, n = jnp.broadcast_arrays(state["m"], state["h"], state["n"], v)[:3]
+        v = jnp.broadcast_to(v, m.shape)
+        dt = jnp.asarray(dt, dtype=v.dtype)
+        m1, h1, n1, i, g = _hh_step_current(m, h, n, v, _hh_q10(celsius), dt, self.g_na,
+                                            self.g_k, self.g_l, self.e_na, self.e_k, self.e_l)
+        return {"m": m1, "h": h1, "n": n1}, i, g
 
 
 class Leak(AbstractChannel):

@@ -69,6 +69,10 @@ _HH_CURRENT_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): HH cu
     np.dtype(np.float64): ("jaxdend_hh_current_vjp_f64", "JaxdendHHCurrentVjpF64"),
     np.dtype(np.float32): ("jaxdend_hh_current_vjp_f32", "JaxdendHHCurrentVjpF32"),
 }
+_HH_STEP_CURRENT_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): see below
+    np.dtype(np.float64): ("jaxdend_hh_step_current_vjp_f64", "JaxdendHHStepCurrentVjpF64"),
+    np.dtype(np.float32): ("jaxdend_hh_step_current_vjp_f32", "JaxdendHHStepCurrentVjpF32"),
+}
 _lock = threading.Lock()
 _status: dict[str, object] = {}
 
@@ -132,7 +136,8 @@ def available() -> bool:
                 lib = ctypes.cdll.LoadLibrary(str(_build()))
                 for name, symbol in [*_TARGETS.values(), *_HH_TARGETS.values(),
                                      *_HH_VJP_TARGETS.values(),
-                                     *_HH_CURRENT_VJP_TARGETS.values()]:
+                                     *_HH_CURRENT_VJP_TARGETS.values(),
+                                     *_HH_STEP_CURRENT_VJP_TARGETS.values()]:
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)),
                                                 platform="cpu")
                 _status["lib"] = lib  # keep the library loaded
@@ -202,3 +207,18 @@ def hh_current_vjp(*args):
     out = jax.ShapeDtypeStruct(args[0].shape, args[0].dtype)
     call = jax.ffi.ffi_call(name, (out,) * 10, vmap_method="broadcast_all")
     return tuple(call(*args))
+
+
+def hh_step_current_vjp(*args):
+    """The reverse step of HH's gate step followed by its current and slope at the new gates
+    (`jaxdend.channels._hh._hh_step_current`): from m, h, n, v, k (one value per batch
+    element), g_na, g_k, g_l, e_na, e_k, e_l and the cotangents of m', h', n', i, g (16
+    arrays; all but k of one shape), the cotangents of the first eleven (k's summed over each
+    batch element's nodes), by the native CPU handler. Batched under vmap."""
+    v, k = args[3], args[4]
+    name, _ = _HH_STEP_CURRENT_VJP_TARGETS[np.dtype(v.dtype)]
+    out = jax.ShapeDtypeStruct(v.shape, v.dtype)
+    call = jax.ffi.ffi_call(name, (out,) * 10 + (jax.ShapeDtypeStruct(k.shape, k.dtype),),
+                            vmap_method="broadcast_all")
+    res = call(*args)
+    return (*res[:4], res[10], *res[4:10])

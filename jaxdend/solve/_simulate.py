@@ -207,8 +207,11 @@ def simulate(
             continue a run (pass t0 = the previous t1 and the spike trains of the new
             interval only).
         checkpoint: memory policy of gradients on the scan path. True: recompute the steps
-            in the backward pass, three at a time (stores per step the tree solve's output
-            and a third of a state; for HH 7/3 vectors of n_nodes floats); "nested": also
+            in the backward pass, a few at a time (on CPU for cells of HH and passive
+            channels five at a time, storing a fifth of a state per step: for HH 4/5 of a
+            vector of n_nodes floats; otherwise three at a time, storing the tree solve's
+            output and a third of a state per step: with three gates 7/3 vectors; see
+            ``jaxdend.solve._simulate._checkpoint_plan``); "nested": also
             recompute segments of about sqrt(n_steps) steps (stores one state per segment
             plus one segment's steps: O(sqrt(n_steps)) memory for about one extra forward
             pass; use it for long runs); False: store everything.
@@ -302,13 +305,16 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
     matrix = solver.matrix(cell, dt)  # and the loop-invariant parts of the cable matrix
     pack, unpack = _gate_packing(cell, tables)
 
-    def advance(y, k):
+    def advance(y, k, given=None, relinearize=False):
+        """Step k from y: the state, and with `relinearize` the channel currents linearised at
+        it for the next step (see `AbstractCableSolver.advance`)."""
         ta = t0 + k * dt
-        return pack(solver.advance(term, ta, ta + dt, unpack(y), tables, dt=dt, matrix=matrix))
+        out = solver.advance(term, ta, ta + dt, unpack(y), tables, dt=dt, matrix=matrix,
+                             given=given, relinearize=relinearize)
+        return (pack(out[0]), out[1]) if relinearize else (pack(out), None)
 
-    policy = jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
-    # units of several steps pay only when checkpointed, and not with synaptic input
-    unit = _UNIT if checkpoint and not cell.synapses else 1
+    unit, policy, relinearize = (_checkpoint_plan(cell, tables, y0["v"]) if checkpoint
+                                 else (1, None, False))
 
     @functools.cache
     def stepper(count, record):
@@ -318,18 +324,18 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
 
         def steps(y, k0):
             recs = []
+            given = None
             for i in range(count):
-                y = advance(y, k0 + i)
+                y, given = advance(y, k0 + i, given, relinearize and i < count - 1)
                 if record == "each" or (record == "last" and i == count - 1):
                     recs.append(extract(unpack(y)))
             if not recs:
                 return y, None
             return y, {k: jnp.stack([r[k] for r in recs]) for k in recs[0]}
 
-        # The backward pass recomputes each unit of steps from its first state, except the
-        # tree solves' outputs (one vector per step), which the adjoint needs and which cost
-        # a solve each to recompute. Stored per step: one solve output plus 1/unit of a
-        # state. (prevent_cse is not needed inside a scan, JAX's docs say.)
+        # The backward pass recomputes each unit of steps from its first state (except what
+        # `policy` keeps; see `_checkpoint_plan`). (prevent_cse is not needed inside a scan,
+        # JAX's docs say.)
         return jax.checkpoint(steps, policy=policy, prevent_cse=False) if checkpoint else steps
 
     def run(y, k0, count, each):
@@ -386,20 +392,64 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
     return Solution(ts, recs, y1, {"num_steps": n_steps})
 
 
-# Steps per checkpointed unit of the scan path (checkpoint=True or "nested"). Several steps
-# per unit store less per step (HH: the solve output plus 1/unit of the 4-vector state) and
-# take fewer trips through the backward loop, whose every kernel has a fixed launch cost on
-# CPU; each unit's steps but the last are recomputed. Session 5, against one step per unit
-# (same process, alternating, best of 10): two steps -15 % value-and-gradient on the
-# 1,016-compartment HH tree, -19 % on C060114A5 (nseg 2) and the reduced pyramidal cell.
-# Session 10, after the hand-written reverse steps of the HH gates, current and tree solve
-# (best of 5, two rounds): three steps against two -7 % (tree, 224-228 vs 238-248 ms), -5 %
-# (C060114A5 nseg 2, 202 vs 212 ms) and -5 % (reduced cell); four steps were slower than
-# two, eight about as fast as three. Forward runs unchanged; compile time rises (real cell
-# gradient 1.9 -> 2.4 s). With synaptic spike input (1,000 AMPA+NMDA sites on C060114A5,
-# benchmarks/synapses.py) two-step units made both the forward (+20 %) and the gradient
-# (+15 %) slower (session 5), so cells with synapses keep one step per unit.
+def _checkpoint_plan(cell: Cell, tables, v):
+    """(steps per checkpointed unit, checkpoint policy, relinearize) of the scan path's time
+    loop for `cell` with gate `tables` (one per channel, or None) and voltage `v` (mV; its
+    dtype). relinearize: the steps of a unit hand their channel currents on to the next
+    (`AbstractCableSolver.advance`), so that HH's gate step and the following current
+    differentiate as one native reverse loop.
+
+    The backward pass recomputes each unit of steps from the state stored at its start.
+    Several steps per unit store less (1/unit of a state per step) and take fewer trips
+    through the backward loop, whose every kernel has a fixed launch cost on CPU; all but
+    the unit's last step are recomputed, and the unrolled unit compiles longer.
+
+    - Cells whose every step is native code on CPU (HH and stateless channels such as Leak,
+      no rate tables, no synapses): units of `_UNIT_NATIVE` steps that store nothing else,
+      relinearized. Recomputing a unit, tree solves included, is cheaper there than storing
+      and reading back one solve output per step.
+    - Other cells (channels integrated by XLA formulas, GPU): units of `_UNIT` steps that
+      keep the tree solves' outputs (one vector per step; each costs a solve to recompute).
+      Storing nothing there made gradients slower, as the recomputed XLA gate formulas grow.
+    - Synaptic spike input: one step per unit, solve outputs kept.
+    """
+    keep_solves = jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
+    if cell.synapses:
+        return 1, keep_solves, False
+    from . import _native
+
+    native = (jax.default_backend() == "cpu" and _native.hh_gates_supported(v)
+              and all(t is None for t in tables)
+              and all(ch.native_cpu or not ch.state_names for ch in cell.channels))
+    if native and not cell.rules:
+        return _UNIT_NATIVE, jax.checkpoint_policies.nothing_saveable, True
+    return _UNIT, keep_solves, False
+
+
+# Steps per unit with the tree solves' outputs kept (`_checkpoint_plan`). Session 5, against
+# one step per unit (same process, alternating, best of 10): two steps -15 % value-and-
+# gradient on the 1,016-compartment HH tree, -19 % on C060114A5 (nseg 2) and the reduced
+# pyramidal cell. Session 10, after the hand-written reverse steps of the HH gates, current
+# and tree solve (best of 5, two rounds): three steps against two -7 % (tree, 224-228 vs
+# 238-248 ms), -5 % (C060114A5 nseg 2, 202 vs 212 ms) and -5 % (reduced cell); four steps
+# were slower than two, eight about as fast as three. With synaptic spike input (1,000
+# AMPA+NMDA sites on C060114A5, benchmarks/synapses.py) two-step units made both the forward
+# (+20 %) and the gradient (+15 %) slower (session 5), so cells with synapses keep one step.
 _UNIT = 3
+# Steps per unit storing nothing but the unit's first state, for cells stepped by native
+# code. Session 12 (value-and-gradient, same process, alternating, best of 4-6), against
+# three-step units keeping the solves: HH tree 1,080 nodes 196 vs 214 ms (4 steps 207, 6
+# steps 196 but grad compile 6.9 vs 3.5 s), C060114A5 nseg 2 187 vs 200 ms (4: 191, 6: 183),
+# d_lambda 0.1 (1,953 nodes) 426 vs 440 ms, the passive (Leak) tree 58.5 vs 66.3 ms, the
+# 46-segment reduced cell 22.0 vs 21.2 ms (noise level); batched gradients (throughput.py
+# programs, batch 100): reduced cell 84 vs 100 ms, tree 2.11 vs 2.45 s. Forward unchanged,
+# gradient compile +20 %. Storing nothing was slower wherever XLA formulas step the gates:
+# Pospischil RS on C060114A5 806 vs 620 ms, HH with JAXDEND_NATIVE=0 537 vs 422 ms.
+# Relinearizing (HH's gate step and the next current reversed by one native loop,
+# `StepCurrentVjp`: 10.3-10.6 vs 11.4-11.7 us per call on 1,080 nodes) took a further 1-2 %:
+# tree 188.4 vs 189.8 ms, nseg 2 168.3 vs 171.0, d_lambda 357.7 vs 361.3
+# (`benchmarks/checkpoint_plan.py --repeats 5`).
+_UNIT_NATIVE = 5
 
 
 def _gate_packing(cell: Cell, tables):

@@ -110,12 +110,13 @@ class CableMatrix(eqx.Module):
         return cls(cell.capacitance() / h, g, diag)
 
 
-def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y, matrix=None):
+def _implicit_voltage(cell: Cell, stimulus: Stimulus, t_mid, h, v, y, matrix=None, given=None):
     """One linearised implicit voltage step of length h (ms) from state `y` (whose voltage
     is `v`, mV); returns v(t + h) in mV and the channel states for the gate update (the values
     of y's, through the channels' `linearize`). `matrix`: the step's `CableMatrix` for this h
-    (built here when None)."""
-    i_ion, g_ion, channels = cell.linearized_current(y["channels"], v)
+    (built here when None). `given`: channel currents already linearised at y and v (see
+    `Cell.linearized_current`)."""
+    i_ion, g_ion, channels = cell.linearized_current(y["channels"], v, given)
     if cell.synapses or cell.gap_junctions is not None:
         i_syn, g_syn = cell.synaptic_current(y.get("synapses", ()), v)
         i_ion, g_ion = i_ion + i_syn, g_ion + g_syn
@@ -150,31 +151,42 @@ def _deliver_spikes(cell: Cell, stimulus: Stimulus, y, t0, dt):
     return dict(y, synapses=syn)
 
 
-def _new_state(cell: Cell, y_prev, y0, v1, dt, tables=None):
+def _new_state(cell: Cell, y_prev, y0, v1, dt, tables=None, relinearize=False):
     """State at the end of a step: voltage `v1`, gates and synapses advanced over `dt` ms
     from `y0` (the state after spike delivery), then the plasticity rules applied.
-    `tables`: per channel a `GateTable` (tabulated gates) or None (exact update)."""
-    out = {"v": v1, "channels": _advance_states(cell, y0["channels"], v1, dt, tables)}
+    `tables`: per channel a `GateTable` (tabulated gates) or None (exact update).
+    `relinearize`: also return, per channel, its current linearised at the new state (or
+    None), for the next step's `_implicit_voltage` (cells without synapses or rules)."""
+    states, given = _advance_states(cell, y0["channels"], v1, dt, tables, relinearize)
+    out = {"v": v1, "channels": states}
     if cell.synapses:
         out["synapses"] = tuple(g.relax(st, dt) for g, st in zip(cell.synapses, y0["synapses"]))
     if cell.rules:
         out["plasticity"] = y0["plasticity"]
         out = plasticity_step(cell, y_prev, y0, out, dt)
-    return out
+    return (out, given) if relinearize else out
 
 
-def _advance_states(cell: Cell, states, v, dt, tables=None):
-    out = []
+def _advance_states(cell: Cell, states, v, dt, tables=None, relinearize=False):
+    """The channels' new states after `dt` ms at `v` (mV), and per channel its current
+    linearised at the new state (channels with `exp_euler_linearize` when `relinearize`:
+    one step and current whose reverse step is one native loop) or None."""
+    out, given = [], []
     tables = (None,) * len(cell.channels) if tables is None else tables
     for ch, st, table in zip(cell.channels, states, tables):
-        if table is not None:
+        given.append(None)
+        if relinearize and table is None and hasattr(ch, "exp_euler_linearize"):
+            new, i, g = ch.exp_euler_linearize(st, v, cell.celsius, dt)
+            out.append(new)
+            given[-1] = (i, g, new)
+        elif table is not None:
             out.append(table.step(type(ch).state_names, st, v, cell.celsius))
         elif _uses_gates(ch):
             out.append(exp_euler_gates(ch, st, v, cell.celsius, dt))
         else:
             der = ch.derivatives(st, v, cell.celsius)
             out.append({k: st[k] + dt * der[k] for k in st})
-    return tuple(out)
+    return tuple(out), tuple(given)
 
 
 _DT_MISMATCH = (
@@ -220,7 +232,8 @@ class AbstractCableSolver(dfx.AbstractSolver):
         """Vector field of the term."""
         return terms.vf(t0, y0, args)
 
-    def advance(self, terms: CableTerm, t0, t1, y0, tables=None, dt=None, matrix=None):
+    def advance(self, terms: CableTerm, t0, t1, y0, tables=None, dt=None, matrix=None,
+                given=None, relinearize=False):
         """Advance the state from t0 to t1 (ms) without an error estimate.
 
         `tables`: the per-channel gate tables of `tables(cell, t1 - t0)`, built once per run
@@ -228,7 +241,10 @@ class AbstractCableSolver(dfx.AbstractSolver):
         when the caller knows it exactly (fixed-step loops: then C/dt and the gates' decay
         rates are loop invariants, and the step equals NEURON's fixed dt); default t1 - t0.
         `matrix`: `matrix(cell, dt)`, built once per run by fixed-step loops (built here
-        when None).
+        when None). `relinearize` (cells without synapses): return ``(state, given)``, where
+        `given` holds per channel its current linearised at the new state (or None), which
+        the next step takes as its `given` instead of linearising again (the same values;
+        HH's gate step and current then differentiate as one native loop on CPU).
         """
         raise NotImplementedError
 
@@ -267,16 +283,17 @@ class BackwardEuler(AbstractCableSolver):
         """Order 1."""
         return 1
 
-    def advance(self, terms, t0, t1, y0, tables=None, dt=None, matrix=None):
-        """Advance the state from t0 to t1 (ms); `tables`, `dt`, `matrix` as in
-        `AbstractCableSolver`."""
+    def advance(self, terms, t0, t1, y0, tables=None, dt=None, matrix=None, given=None,
+                relinearize=False):
+        """Advance the state from t0 to t1 (ms); the other arguments as in
+        `AbstractCableSolver.advance`."""
         cell = terms.cell
         dt = t1 - t0 if dt is None else dt
         tables = self._tables_for(terms, dt, tables)
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
         v1, channels = _implicit_voltage(cell, terms.stimulus, t0 + 0.5 * dt, dt, y_d["v"], y_d,
-                                         matrix)
-        return _new_state(cell, y0, dict(y_d, channels=channels), v1, dt, tables)
+                                         matrix, given)
+        return _new_state(cell, y0, dict(y_d, channels=channels), v1, dt, tables, relinearize)
 
 
 class CrankNicolson(AbstractCableSolver):
@@ -302,19 +319,20 @@ class CrankNicolson(AbstractCableSolver):
     def _voltage_step(self, dt):
         return 0.5 * dt
 
-    def advance(self, terms, t0, t1, y0, tables=None, dt=None, matrix=None):
-        """Advance the state from t0 to t1 (ms); `tables`, `dt`, `matrix` as in
-        `AbstractCableSolver`."""
+    def advance(self, terms, t0, t1, y0, tables=None, dt=None, matrix=None, given=None,
+                relinearize=False):
+        """Advance the state from t0 to t1 (ms); the other arguments as in
+        `AbstractCableSolver.advance`."""
         cell, v0 = terms.cell, y0["v"]
         dt = t1 - t0 if dt is None else dt
         tables = self._tables_for(terms, dt, tables)
         t_mid = t0 + 0.5 * dt
         y_d = _deliver_spikes(cell, terms.stimulus, y0, t0, dt)
         v_half, channels = _implicit_voltage(cell, terms.stimulus, t_mid, 0.5 * dt, v0, y_d,
-                                             matrix)
+                                             matrix, given)
         v1 = 2.0 * v_half - v0
         # staggered: gates live at half steps, so they advance with the end-of-step voltage
-        return _new_state(cell, y0, dict(y_d, channels=channels), v1, dt, tables)
+        return _new_state(cell, y0, dict(y_d, channels=channels), v1, dt, tables, relinearize)
 
 
 def is_cable_solver(solver) -> bool:

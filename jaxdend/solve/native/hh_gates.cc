@@ -8,6 +8,8 @@
 // - GatesVjp: its reverse step (`_vjp_xla` there): from the cotangents of m', h', n' those of
 //   m, h, n, v and k, the rates and their slopes recomputed from v.
 // - CurrentVjp: the reverse step of the current and its slope (`_current_vjp_xla` there).
+// - StepCurrentVjp: the reverse step of the gate step followed by the current and slope at
+//   the new gates (`_step_current_vjp_xla`): GatesVjp and CurrentVjp in one loop.
 // XLA runs each of these as several (forward) to a few dozen (reverse) small loops per step;
 // here each is one loop whose exponentials are a branch-free polynomial the compiler
 // vectorises (function clones for AVX-512 and AVX2 are picked at load time, where the
@@ -137,20 +139,60 @@ JAXDEND_INLINE void RatioSlope(double z, double e, double& ratio, double& slope)
   slope = small ? s_series : (z > kTrapMax ? 0.0 : (1.0 - ratio * e) * inv);
 }
 
-// One gate's reverse step: given x, the rates a, b and their slopes da, db (per mV) and the
-// cotangent c of x' = inf + (x - inf) exp(-k s), adds to the cotangents of v and k and
-// returns the cotangent of x (the formulas of `_hh_exp_euler_parts`).
-JAXDEND_INLINE double GateVjp(double x, double a, double b, double da, double db, double k, double c,
-                      double& cv, double& ck) {
-  const double s = a + b;
-  const double inv_s = 1.0 / s;
-  const double inf = a * inv_s;
-  const double e = Exp(-k * s);
-  const double gap = (x - inf) * e;
+// One gate's step x' = inf + gap with gap = (x - inf) exp(-k s), s = a + b, inf = a / s: its
+// intermediate values (the formulas of `_hh_exp_euler_parts`).
+struct GateStep {
+  double s, inv_s, inf, e, gap;
+};
+
+JAXDEND_INLINE GateStep StepParts(double x, double a, double b, double k) {
+  GateStep g;
+  g.s = a + b;
+  g.inv_s = 1.0 / g.s;
+  g.inf = a * g.inv_s;
+  g.e = Exp(-k * g.s);
+  g.gap = (x - g.inf) * g.e;
+  return g;
+}
+
+// One gate's reverse step: given its `StepParts`, the slopes da, db (per mV) of its rates and
+// the cotangent c of x', adds to the cotangents of v and k and returns the cotangent of x.
+JAXDEND_INLINE double StepVjp(const GateStep& g, double da, double db, double k, double c,
+                              double& cv, double& ck) {
   const double ds = da + db;
-  cv += ((1.0 - e) * (da - inf * ds) * inv_s - gap * k * ds) * c;
-  ck -= gap * s * c;
-  return e * c;
+  cv += ((1.0 - g.e) * (da - g.inf * ds) * g.inv_s - g.gap * k * ds) * c;
+  ck -= g.gap * g.s * c;
+  return g.e * c;
+}
+
+// HH's six rates (1/ms) at v (mV) and their slopes (1/(ms mV)), in the order am, bm, ah, bh,
+// an, bn (`_hh_rates_slopes`).
+JAXDEND_INLINE void RatesSlopes(double vi, double* r, double* d) {
+  const double u = vi + 65.0;
+  const double z_m = (vi + 40.0) * -0.1;
+  const double x_w = u * -0.0125;
+  const double x_b = u * (-1.0 / 18.0);
+  const double e_m = Exp(Min(z_m, kTrapMax));
+  const double w = Exp(Min(x_w, 170.0));
+  const double e_b = Exp(Min(x_b, kTrapMax));
+  const double z_n = z_m - 1.5, e_n = e_m * kEM15;
+  double r_m, s_m, r_n, s_n;
+  RatioSlope(z_m, e_m, r_m, s_m);
+  RatioSlope(z_n, e_n, r_n, s_n);
+  const double w2 = w * w;
+  const double e_h = e_m * kEHalf;
+  r[0] = r_m;
+  r[1] = 4.0 * e_b;
+  r[2] = 0.07 * (w2 * w2);
+  r[3] = 1.0 / (e_h + 1.0);
+  r[4] = 0.1 * r_n;
+  r[5] = 0.125 * w;
+  d[0] = -0.1 * s_m;
+  d[1] = x_b < kTrapMax ? r[1] * (-1.0 / 18.0) : 0.0;
+  d[2] = x_w < 170.0 ? r[2] * -0.05 : 0.0;
+  d[3] = z_m < kTrapMax ? 0.1 * r[3] * r[3] * e_h : 0.0;
+  d[4] = -0.01 * s_n;
+  d[5] = x_w < 170.0 ? r[5] * -0.0125 : 0.0;
 }
 
 // The reverse (vector-Jacobian) step of `Gates` for nodes [0, count): cotangents of m, h, n,
@@ -164,57 +206,32 @@ JAXDEND_CLONES void GatesVjp(int64_t count, double k, const T* __restrict m,
                              T* __restrict m_out, T* __restrict h_out, T* __restrict n_out,
                              T* __restrict v_out, double* __restrict ck_out) {
   for (int64_t i = 0; i < count; ++i) {
-    const double vi = static_cast<double>(v[i]);
-    const double u = vi + 65.0;
-    const double z_m = (vi + 40.0) * -0.1;
-    const double x_w = u * -0.0125;
-    const double x_b = u * (-1.0 / 18.0);
-    const double e_m = Exp(Min(z_m, kTrapMax));
-    const double w = Exp(Min(x_w, 170.0));
-    const double e_b = Exp(Min(x_b, kTrapMax));
-    const double z_n = z_m - 1.5, e_n = e_m * kEM15;
-    double r_m, s_m, r_n, s_n;
-    RatioSlope(z_m, e_m, r_m, s_m);
-    RatioSlope(z_n, e_n, r_n, s_n);
-    const double w2 = w * w;
-    const double bm = 4.0 * e_b;
-    const double ah = 0.07 * (w2 * w2);
-    const double e_h = e_m * kEHalf;
-    const double bh = 1.0 / (e_h + 1.0);
-    const double an = 0.1 * r_n, bn = 0.125 * w;
-    const double dam = -0.1 * s_m;
-    const double dbm = x_b < kTrapMax ? bm * (-1.0 / 18.0) : 0.0;
-    const double dah = x_w < 170.0 ? ah * -0.05 : 0.0;
-    const double dbh = z_m < kTrapMax ? 0.1 * bh * bh * e_h : 0.0;
-    const double dan = -0.01 * s_n;
-    const double dbn = x_w < 170.0 ? bn * -0.0125 : 0.0;
+    double r[6], d[6];
+    RatesSlopes(static_cast<double>(v[i]), r, d);
     double cv = 0.0, ck = 0.0;
-    m_out[i] = static_cast<T>(GateVjp(static_cast<double>(m[i]), r_m, bm, dam, dbm, k,
-                                      static_cast<double>(cm[i]), cv, ck));
-    h_out[i] = static_cast<T>(GateVjp(static_cast<double>(h[i]), ah, bh, dah, dbh, k,
-                                      static_cast<double>(ch[i]), cv, ck));
-    n_out[i] = static_cast<T>(GateVjp(static_cast<double>(n[i]), an, bn, dan, dbn, k,
-                                      static_cast<double>(cn[i]), cv, ck));
+    m_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(m[i]), r[0], r[1], k),
+                                      d[0], d[1], k, static_cast<double>(cm[i]), cv, ck));
+    h_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(h[i]), r[2], r[3], k),
+                                      d[2], d[3], k, static_cast<double>(ch[i]), cv, ck));
+    n_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(n[i]), r[4], r[5], k),
+                                      d[4], d[5], k, static_cast<double>(cn[i]), cv, ck));
     v_out[i] = static_cast<T>(cv);
     ck_out[i] = ck;
   }
 }
 
-// `GatesVjp` over nodes [0, count) in blocks (a vectorised loop per block, then the block's
-// cotangents of k summed in node order), for batch elements of `per` nodes each that share
-// k: the sum over each element's nodes goes to its entry of `ck_sum`.
-template <typename T>
-void GatesVjpSum(int64_t count, int64_t per, double k, const T* m, const T* h, const T* n,
-                 const T* v, const T* cm, const T* ch, const T* cn, T* m_out, T* h_out,
-                 T* n_out, T* v_out, T* ck_sum) {
+// A per-node reverse step `block(o, c, ck)` (nodes [o, o + c), each node's cotangent of k into
+// ck[0, c)) over nodes [0, count) in blocks, the cotangents of k summed in node order per
+// batch element of `per` nodes into `ck_sum` (one entry per element).
+template <typename T, typename Block>
+void BlocksCkSum(int64_t count, int64_t per, Block block, T* ck_sum) {
   constexpr int64_t kBlock = 512;
   double ck[kBlock];
   double sum = 0.0;
   int64_t end = per;  // index past the last node of the current batch element
   for (int64_t o = 0; o < count; o += kBlock) {
     const int64_t c = count - o < kBlock ? count - o : kBlock;
-    GatesVjp<T>(c, k, m + o, h + o, n + o, v + o, cm + o, ch + o, cn + o, m_out + o,
-                h_out + o, n_out + o, v_out + o, ck);
+    block(o, c, ck);
     for (int64_t i = 0; i < c; ++i) {
       sum += ck[i];
       if (o + i + 1 == end) {  // a comparison, not a division, per node
@@ -224,6 +241,18 @@ void GatesVjpSum(int64_t count, int64_t per, double k, const T* m, const T* h, c
       }
     }
   }
+}
+
+// `GatesVjp` over nodes [0, count), for batch elements of `per` nodes each that share k: the
+// sum of k's cotangent over each element's nodes goes to its entry of `ck_sum`.
+template <typename T>
+void GatesVjpSum(int64_t count, int64_t per, double k, const T* m, const T* h, const T* n,
+                 const T* v, const T* cm, const T* ch, const T* cn, T* m_out, T* h_out,
+                 T* n_out, T* v_out, T* ck_sum) {
+  BlocksCkSum<T>(count, per, [&](int64_t o, int64_t c, double* ck) {
+    GatesVjp<T>(c, k, m + o, h + o, n + o, v + o, cm + o, ch + o, cn + o, m_out + o,
+                h_out + o, n_out + o, v_out + o, ck);
+  }, ck_sum);
 }
 
 // The end of the run of batch elements from `g` on that share k (its index past the last).
@@ -270,6 +299,115 @@ JAXDEND_CLONES void CurrentVjp(int64_t count, const T* __restrict m, const T* __
     oek[i] = static_cast<T>(-p_k * a);
     oel[i] = static_cast<T>(-gl[i] * a);
   }
+}
+
+// The reverse step of the gate step followed by the current and slope at the new gates
+// (`jaxdend.channels._hh._step_current_vjp_xla`): m' = step(m, v, k) etc., then i and g of
+// `CurrentVjp` at m', h', n', v. Given the cotangents cm1, ch1, cn1 of m', h', n' and ci, cg
+// of i, g: those of m, h, n, v, the six parameters and, per node, k (into ck_out). One loop
+// for what `GatesVjp` and `CurrentVjp` do in two: m', h', n' come from the step's own
+// intermediate values, and both cotangents of v add up here.
+template <typename T>
+JAXDEND_CLONES void StepCurrentVjp(
+    int64_t count, double k, const T* __restrict m, const T* __restrict h,
+    const T* __restrict n, const T* __restrict v, const T* __restrict gna,
+    const T* __restrict gk, const T* __restrict gl, const T* __restrict ena,
+    const T* __restrict ek, const T* __restrict el, const T* __restrict cm1,
+    const T* __restrict ch1, const T* __restrict cn1, const T* __restrict ci,
+    const T* __restrict cg, T* __restrict om, T* __restrict oh, T* __restrict on,
+    T* __restrict ov, T* __restrict ogna, T* __restrict ogk, T* __restrict ogl,
+    T* __restrict oena, T* __restrict oek, T* __restrict oel, double* __restrict ck_out) {
+  for (int64_t i = 0; i < count; ++i) {
+    const double vi = static_cast<double>(v[i]);
+    double r[6], d[6];
+    RatesSlopes(vi, r, d);
+    const GateStep sm = StepParts(static_cast<double>(m[i]), r[0], r[1], k);
+    const GateStep sh = StepParts(static_cast<double>(h[i]), r[2], r[3], k);
+    const GateStep sn = StepParts(static_cast<double>(n[i]), r[4], r[5], k);
+    // the new gates, rounded to T as the gate step stores them
+    const double m1 = static_cast<T>(sm.inf + sm.gap);
+    const double h1 = static_cast<T>(sh.inf + sh.gap);
+    const double n1 = static_cast<T>(sn.inf + sn.gap);
+    const double a = ci[i], b = cg[i];
+    const double m2 = m1 * m1, n3 = n1 * n1 * n1;
+    const double m3h = m2 * m1 * h1, n4 = n3 * n1;
+    const double g_na = gna[i], g_k = gk[i], g_l = gl[i];
+    const double p_na = g_na * m3h, p_k = g_k * n4;
+    const double a_na = (vi - ena[i]) * a + b, a_k = (vi - ek[i]) * a + b;
+    const double c_m1 = static_cast<double>(cm1[i]) + g_na * 3.0 * m2 * h1 * a_na;
+    const double c_h1 = static_cast<double>(ch1[i]) + g_na * m2 * m1 * a_na;
+    const double c_n1 = static_cast<double>(cn1[i]) + g_k * 4.0 * n3 * a_k;
+    double cv = (p_na + p_k + g_l) * a, ck = 0.0;
+    om[i] = static_cast<T>(StepVjp(sm, d[0], d[1], k, c_m1, cv, ck));
+    oh[i] = static_cast<T>(StepVjp(sh, d[2], d[3], k, c_h1, cv, ck));
+    on[i] = static_cast<T>(StepVjp(sn, d[4], d[5], k, c_n1, cv, ck));
+    ov[i] = static_cast<T>(cv);
+    ogna[i] = static_cast<T>(m3h * a_na);
+    ogk[i] = static_cast<T>(n4 * a_k);
+    ogl[i] = static_cast<T>((vi - el[i]) * a + b);
+    oena[i] = static_cast<T>(-p_na * a);
+    oek[i] = static_cast<T>(-p_k * a);
+    oel[i] = static_cast<T>(-g_l * a);
+    ck_out[i] = ck;
+  }
+}
+
+// args: m, h, n, v, k, g_na, g_k, g_l, e_na, e_k, e_l, cm1, ch1, cn1, ci, cg (k: one value
+// per batch element, the others one shape); rets: the cotangents of m, h, n, v, the six
+// parameters and k (see StepCurrentVjp).
+template <ffi::DataType DT>
+ffi::Error RunStepCurrentVjp(ffi::RemainingArgs args, ffi::RemainingRets rets) {
+  using T = ffi::NativeType<DT>;
+  constexpr size_t kArgs = 16, kRets = 11, kK = 4;
+  if (args.size() != kArgs || rets.size() != kRets) {
+    return ffi::Error::InvalidArgument("jaxdend hh step-current vjp: needs 16 inputs, 11 results");
+  }
+  const T* in[kArgs];
+  T* out[kRets];
+  int64_t total = -1, groups = -1;
+  for (size_t j = 0; j < kArgs; ++j) {
+    auto x = args.get<ffi::AnyBuffer>(j);
+    if (x.has_error()) return x.error();
+    const int64_t c = static_cast<int64_t>(x->element_count());
+    if (x->element_type() != DT) {
+      return ffi::Error::InvalidArgument("jaxdend hh step-current vjp: dtypes differ");
+    }
+    if (j == kK) {
+      groups = c;
+    } else if (total >= 0 && c != total) {
+      return ffi::Error::InvalidArgument("jaxdend hh step-current vjp: inputs differ");
+    } else {
+      total = c;
+    }
+    in[j] = reinterpret_cast<const T*>(x->untyped_data());
+  }
+  if (groups <= 0 || total % groups != 0) {
+    return ffi::Error::InvalidArgument("jaxdend hh step-current vjp: v and k do not match");
+  }
+  for (size_t j = 0; j < kRets; ++j) {
+    auto x = rets.get<ffi::AnyBuffer>(j);
+    if (x.has_error()) return x.error();
+    const int64_t want = j == kRets - 1 ? groups : total;
+    if ((*x)->element_type() != DT || static_cast<int64_t>((*x)->element_count()) != want) {
+      return ffi::Error::InvalidArgument("jaxdend hh step-current vjp: results differ");
+    }
+    out[j] = reinterpret_cast<T*>((*x)->untyped_data());
+  }
+  const T* kp = in[kK];
+  const int64_t per = total / groups;
+  for (int64_t g = 0, g1; g < groups; g = g1) {
+    g1 = SameK(kp, g, groups);  // one loop over the batch elements that share k
+    const int64_t b = g * per;
+    BlocksCkSum<T>((g1 - g) * per, per, [&](int64_t o0, int64_t c, double* ck) {
+      const int64_t o = b + o0;
+      StepCurrentVjp<T>(c, static_cast<double>(kp[g]), in[0] + o, in[1] + o, in[2] + o,
+                        in[3] + o, in[5] + o, in[6] + o, in[7] + o, in[8] + o, in[9] + o,
+                        in[10] + o, in[11] + o, in[12] + o, in[13] + o, in[14] + o, in[15] + o,
+                        out[0] + o, out[1] + o, out[2] + o, out[3] + o, out[4] + o, out[5] + o,
+                        out[6] + o, out[7] + o, out[8] + o, out[9] + o, ck);
+    }, out[10] + g);
+  }
+  return ffi::Error::Success();
 }
 
 template <ffi::DataType DT>
@@ -421,4 +559,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHGatesVjpF32, RunVjp<ffi::F32>,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHCurrentVjpF64, RunCurrentVjp<ffi::F64>,
                               ffi::Ffi::Bind().RemainingArgs().RemainingRets());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHCurrentVjpF32, RunCurrentVjp<ffi::F32>,
+                              ffi::Ffi::Bind().RemainingArgs().RemainingRets());
+
+// 16 arrays -> 11 cotangents (see StepCurrentVjp)
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHStepCurrentVjpF64, RunStepCurrentVjp<ffi::F64>,
+                              ffi::Ffi::Bind().RemainingArgs().RemainingRets());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHStepCurrentVjpF32, RunStepCurrentVjp<ffi::F32>,
                               ffi::Ffi::Bind().RemainingArgs().RemainingRets());
