@@ -139,11 +139,14 @@ def test_nested_checkpointing_same_values_and_gradients():
         jd.simulate(cell, stim, t1=1.0, checkpoint="binomial")
 
 
-@pytest.mark.parametrize("channels", ["hh", "pospischil"])
-def test_checkpoint_plans_give_the_stored_run_gradients(channels):
-    """Both checkpoint plans (HH on CPU: five-step units storing no solve; XLA-stepped
-    channels: three-step units keeping the solves) give the gradients of a run that stores
-    everything, with a step count that leaves a partial unit (117 steps)."""
+@pytest.mark.parametrize("channels,solver", [("hh", jd.BackwardEuler()),
+                                             ("hh", jd.CrankNicolson()),
+                                             ("pospischil", jd.BackwardEuler())])
+def test_checkpoint_plans_give_the_stored_run_gradients(channels, solver):
+    """Both checkpoint plans (HH on CPU: five-step units storing no solve, each step handing
+    its HH current to the next; XLA-stepped channels: three-step units keeping the solves)
+    give the values and gradients of a run that stores everything and steps one by one, with
+    a step count that leaves a partial unit (117 steps)."""
     from jaxdend.solve import _native
     from jaxdend.solve._simulate import _UNIT, _UNIT_NATIVE, _checkpoint_plan
 
@@ -160,11 +163,14 @@ def test_checkpoint_plans_give_the_stored_run_gradients(channels):
     stim = jd.stimulus.step(0, 0.5, 0.5, 2.0)
 
     def loss(c, mode):
-        v = jd.simulate(c, stim, t1=117 * 0.025, dt=0.025, checkpoint=mode)["v"]
-        return jnp.mean(v**2)
+        v = jd.simulate(c, stim, t1=117 * 0.025, dt=0.025, solver=solver, checkpoint=mode)["v"]
+        return jnp.mean(v**2), v
 
-    g1 = eqx.filter_jit(eqx.filter_grad(lambda c: loss(c, True)))(cell)
-    g2 = eqx.filter_jit(eqx.filter_grad(lambda c: loss(c, False)))(cell)
+    (_, v1), g1 = eqx.filter_jit(eqx.filter_value_and_grad(lambda c: loss(c, True),
+                                                           has_aux=True))(cell)
+    (_, v2), g2 = eqx.filter_jit(eqx.filter_value_and_grad(lambda c: loss(c, False),
+                                                           has_aux=True))(cell)
+    np.testing.assert_allclose(np.asarray(v1), np.asarray(v2), rtol=0, atol=1e-10)
     assert tree_allclose(g1, g2, rtol=1e-10, atol=1e-14)
 
 
