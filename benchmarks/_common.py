@@ -18,10 +18,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def best(fn, repeats: int):
-    """(fastest wall time in s over `repeats` calls of `fn`, the last result)."""
+def best(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 30):
+    """(fastest wall time in s over `repeats` calls of `fn`, the last result); with
+    `budget_s`, more calls while they add up to under `budget_s` s (at most `max_repeats`),
+    so that short programs get enough tries on a machine whose load comes and goes."""
     times, out = [], None
-    for _ in range(max(1, repeats)):
+    while len(times) < max(1, repeats) or (sum(times) < budget_s and len(times) < max_repeats):
         t0 = time.perf_counter()
         out = jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)

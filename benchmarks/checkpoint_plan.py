@@ -51,8 +51,7 @@ def keep_solves_plan(cell, tables, v):
     """The plan for cells stepped by XLA formulas: three-step units keeping the solves."""
     if cell.synapses:
         return DEFAULT_PLAN(cell, tables, v)
-    keep = jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
-    return _simulate._UNIT, keep, False
+    return _simulate._UNIT, _simulate.KEEP_SOLVES, False
 
 
 def separate_plan(cell, tables, v):

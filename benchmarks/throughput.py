@@ -197,42 +197,29 @@ def _device(kind: str):
     return jax.devices("cpu")[0]
 
 
-def _best_time(run, repeats: int, budget_s: float = 0.0, max_repeats: int = 30):
-    """(fastest wall time s, last output) of `repeats` calls of `run`, and more while their
-    total stays under `budget_s` (at most `max_repeats`): short programs get enough tries on a
-    shared machine whose load comes and goes."""
-    import jax
-
-    best, spent, out, n = float("inf"), 0.0, None, 0
-    while n < repeats or (spent < budget_s and n < max_repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(run())
-        dt = time.perf_counter() - t0
-        best, spent, n = min(best, dt), spent + dt, n + 1
-    return best, out
-
-
 # Timed runs of one row (jaxdend and Jaxley alike): 3 for programs under 5e7 compartment-steps,
 # then more while they take under TIME_BUDGET_S in total; 1 for larger ones.
 TIME_BUDGET_S = 1.0
 
 
 def _row_repeats(batch: int, n_comp: int) -> tuple[int, float]:
-    """(repeats, time budget s) of `_best_time` for one row."""
+    """(repeats, time budget s) of `_common.best` for one row."""
     return (3, TIME_BUDGET_S) if batch * n_comp * STEPS < 5e7 else (1, 0.0)
 
 
 def _compile_and_time(jitted, args, repeats: int, budget_s: float = 0.0):
     """(compile s, best run s, output, compiled) of an eqx.filter_jit function at `args`
-    (timed as `_best_time`)."""
+    (timed by `_common.best`)."""
+    sys.path.insert(0, str(HERE))
     import jax
+    from _common import best
 
     t0 = time.perf_counter()
     compiled = jitted.lower(*args).compile()
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(compiled(*args))  # warm-up
-    best, out = _best_time(lambda: compiled(*args), repeats, budget_s)
-    return compile_s, best, out, compiled
+    best_s, out = best(lambda: compiled(*args), repeats, budget_s)
+    return compile_s, best_s, out, compiled
 
 
 def auto_width(devices, n_nodes: int, batch: int):
@@ -436,6 +423,7 @@ def _jaxley_rows(cases, devices=None) -> list[dict]:
     import jax.numpy as jnp
     import jaxley as jx
     import numpy as np
+    from _common import best
     from _jaxley_peer import _soma_centre_comp
     from _jaxley_peer import hh_cell as jx_hh_cell
     from jax.sharding import Mesh, NamedSharding
@@ -489,7 +477,7 @@ def _jaxley_rows(cases, devices=None) -> list[dict]:
                     first = time.perf_counter() - t0
                     if mode == "forward" and b > 1 and not float(jnp.ptp(res[:, -1])) > 0:
                         raise RuntimeError("the variants did not differ (parameter ignored)")
-                    best, _ = _best_time(lambda p=prog, x=gs: p(x), *_row_repeats(b, n_comp))
+                    best_s, _ = best(lambda p=prog, x=gs: p(x), *_row_repeats(b, n_comp))
                 except Exception as err:  # noqa: BLE001
                     print(f"  Jaxley {case} b={b} {mode}: skipped ({type(err).__name__}: "
                           f"{str(err)[:200]})", file=sys.stderr, flush=True)
@@ -497,8 +485,8 @@ def _jaxley_rows(cases, devices=None) -> list[dict]:
                 row = {"simulator": f"Jaxley {jx.__version__}", "device": "cpu",
                        "device_kind": jax.devices()[0].device_kind, "case": case, "batch": b,
                        "n_comp": n_comp, "dtype": "float64", "mode": mode, "steps": STEPS,
-                       "compile_s": max(first - best, 0.0), "wall_s": best,
-                       "comp_steps_per_s": b * n_comp * STEPS / best, "n_devices": n_dev}
+                       "compile_s": max(first - best_s, 0.0), "wall_s": best_s,
+                       "comp_steps_per_s": b * n_comp * STEPS / best_s, "n_devices": n_dev}
                 rows.append(row)
                 print("  " + json.dumps(row), file=sys.stderr, flush=True)
     return rows

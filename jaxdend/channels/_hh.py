@@ -330,14 +330,21 @@ def _hh_exp_euler(m, h, n, v, q10, dt):
         default=lambda m, h, n, v, k: xla(m, h, n, v, q10, dt)))
 
 
-@_hh_exp_euler.defjvp
-def _hh_exp_euler_jvp(primals, tangents):
-    m, h, n, v, q10, dt = primals
-    dm, dh, dn, dv, dq10, ddt = tangents
+def _rate_scale(v, q10, dt, dq10, ddt):
+    """``k = dt q10`` (ms) in v's dtype and its tangent, each a prefix of v's shape (one
+    value per batch element), or v's shape where q10 varies otherwise (e.g. per node)."""
     k = jnp.asarray(dt * q10, dtype=v.dtype)
     dk = jnp.asarray(dt * dq10 + q10 * ddt, dtype=v.dtype)
     if jnp.shape(k) != jnp.shape(v)[: jnp.ndim(k)]:  # e.g. a temperature per node
         k, dk = jnp.broadcast_to(k, v.shape), jnp.broadcast_to(dk, v.shape)
+    return k, dk
+
+
+@_hh_exp_euler.defjvp
+def _hh_exp_euler_jvp(primals, tangents):
+    m, h, n, v, q10, dt = primals
+    dm, dh, dn, dv, dq10, ddt = tangents
+    k, dk = _rate_scale(v, q10, dt, dq10, ddt)
     out = _hh_exp_euler(m, h, n, v, q10, dt)
     return out, tuple(_gates_tangent(m, h, n, v, k, dm, dh, dn, dv, dk))
 
@@ -390,10 +397,7 @@ def _hh_step_current_jvp(primals, tangents):
     shape = jnp.shape(v)
     params = [jnp.broadcast_to(x, shape) for x in params]
     dparams = [jnp.broadcast_to(t, shape) for t in dparams]
-    k = jnp.asarray(dt * q10, dtype=v.dtype)
-    dk = jnp.asarray(dt * dq10 + q10 * ddt, dtype=v.dtype)
-    if jnp.shape(k) != shape[: jnp.ndim(k)]:  # e.g. a temperature per node
-        k, dk = jnp.broadcast_to(k, shape), jnp.broadcast_to(dk, shape)
+    k, dk = _rate_scale(v, q10, dt, dq10, ddt)
     out = _hh_step_current(m, h, n, v, q10, dt, *params)
     return out, tuple(_step_current_tangent(m, h, n, v, k, *params, dm, dh, dn, dv, dk,
                                             *dparams))

@@ -19,6 +19,7 @@ from jaxtyping import Array, Float
 from .._cell import Cell, Probe
 from ..stimulus import as_stimulus
 from ._solvers import BackwardEuler, CableTerm, is_cable_solver
+from ._tree import SOLVE_NAME
 
 
 class Solution(eqx.Module):
@@ -413,9 +414,8 @@ def _checkpoint_plan(cell: Cell, tables, v):
       Storing nothing there made gradients slower, as the recomputed XLA gate formulas grow.
     - Synaptic spike input: one step per unit, solve outputs kept.
     """
-    keep_solves = jax.checkpoint_policies.save_only_these_names("jaxdend.tree_solve")
     if cell.synapses:
-        return 1, keep_solves, False
+        return 1, KEEP_SOLVES, False
     from . import _native
 
     native = (jax.default_backend() == "cpu" and _native.hh_gates_supported(v)
@@ -423,7 +423,11 @@ def _checkpoint_plan(cell: Cell, tables, v):
               and all(ch.native_cpu or not ch.state_names for ch in cell.channels))
     if native and not cell.rules:
         return _UNIT_NATIVE, jax.checkpoint_policies.nothing_saveable, True
-    return _UNIT, keep_solves, False
+    return _UNIT, KEEP_SOLVES, False
+
+
+# The checkpoint policy that keeps every tree solve's output (see `_tree.SOLVE_NAME`).
+KEEP_SOLVES = jax.checkpoint_policies.save_only_these_names(SOLVE_NAME)
 
 
 # Steps per unit with the tree solves' outputs kept (`_checkpoint_plan`). Session 5, against

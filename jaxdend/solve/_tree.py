@@ -416,6 +416,10 @@ _tangent = linear_map(
     3)
 
 
+# The name of the solve's output for checkpoint policies (`jax.ad_checkpoint.checkpoint_name`).
+SOLVE_NAME = "jaxdend.tree_solve"
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _solve(plan, d, g, b):
     return _solve_raw(plan, d, g, b)
@@ -424,9 +428,9 @@ def _solve(plan, d, g, b):
 @_solve.defjvp
 def _solve_jvp(plan, primals, tangents):
     d, g, b = primals
-    # named for the checkpoint policy of simulate's scan, which keeps it: a recomputed step
-    # then needs no solve to rebuild this output and residual
-    v = checkpoint_name(_solve(plan, d, g, b), "jaxdend.tree_solve")
+    # named for the checkpoint policy of simulate's scan that keeps it (`KEEP_SOLVES` there):
+    # a recomputed step then needs no solve to rebuild this output and residual
+    v = checkpoint_name(_solve(plan, d, g, b), SOLVE_NAME)
     shape = jnp.broadcast_shapes(d.shape, g.shape, b.shape)
     args = [jnp.broadcast_to(x, shape) for x in (d, g, v, *tangents)]
     return v, _tangent(*args, plan=plan)[0]

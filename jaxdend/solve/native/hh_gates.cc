@@ -263,6 +263,48 @@ int64_t SameK(const T* k, int64_t g, int64_t groups) {
   return g1;
 }
 
+// One node's reverse step of HH's current and slope (see `CurrentVjp`): given m, h, n, v, the
+// six parameters, the cotangents a of i and b of g and pm, ph, pn of the passed-through gates,
+// the cotangents of m, h, n, v and of the parameters.
+struct CurrentCts {
+  double m, h, n, v, gna, gk, gl, ena, ek, el;
+};
+
+JAXDEND_INLINE CurrentCts CurrentReverse(double m, double h, double n, double v, double g_na,
+                                         double g_k, double g_l, double e_na, double e_k,
+                                         double e_l, double a, double b, double pm, double ph,
+                                         double pn) {
+  const double m2 = m * m, n3 = n * n * n;
+  const double m3h = m2 * m * h, n4 = n3 * n;
+  const double p_na = g_na * m3h, p_k = g_k * n4;
+  const double a_na = (v - e_na) * a + b, a_k = (v - e_k) * a + b;
+  CurrentCts c;
+  c.m = pm + g_na * 3.0 * m2 * h * a_na;
+  c.h = ph + g_na * m2 * m * a_na;
+  c.n = pn + g_k * 4.0 * n3 * a_k;
+  c.v = (p_na + p_k + g_l) * a;
+  c.gna = m3h * a_na;
+  c.gk = n4 * a_k;
+  c.gl = (v - e_l) * a + b;
+  c.ena = -p_na * a;
+  c.ek = -p_k * a;
+  c.el = -g_l * a;
+  return c;
+}
+
+// Node i's cotangents of the six parameters from `CurrentReverse`, stored as T.
+template <typename T>
+JAXDEND_INLINE void StoreParamCts(const CurrentCts& c, int64_t i, T* __restrict ogna,
+                                  T* __restrict ogk, T* __restrict ogl, T* __restrict oena,
+                                  T* __restrict oek, T* __restrict oel) {
+  ogna[i] = static_cast<T>(c.gna);
+  ogk[i] = static_cast<T>(c.gk);
+  ogl[i] = static_cast<T>(c.gl);
+  oena[i] = static_cast<T>(c.ena);
+  oek[i] = static_cast<T>(c.ek);
+  oel[i] = static_cast<T>(c.el);
+}
+
 // The reverse step of HH's current and its slope (`jaxdend.channels._hh._current_vjp_xla`):
 // i = P_na (v - e_na) + P_k (v - e_k) + g_l (v - e_l) and g = P_na + P_k + g_l with
 // P_na = g_na m^3 h, P_k = g_k n^4; the function also passes m, h, n through unchanged (the
@@ -282,22 +324,13 @@ JAXDEND_CLONES void CurrentVjp(int64_t count, const T* __restrict m, const T* __
                                T* __restrict ogl, T* __restrict oena, T* __restrict oek,
                                T* __restrict oel) {
   for (int64_t i = 0; i < count; ++i) {
-    const double mi = m[i], hi = h[i], ni = n[i], vi = v[i];
-    const double a = ci[i], b = cg[i];
-    const double m2 = mi * mi, n3 = ni * ni * ni;
-    const double m3h = m2 * mi * hi, n4 = n3 * ni;
-    const double p_na = gna[i] * m3h, p_k = gk[i] * n4;
-    const double a_na = (vi - ena[i]) * a + b, a_k = (vi - ek[i]) * a + b;
-    om[i] = static_cast<T>(pm[i] + gna[i] * 3.0 * m2 * hi * a_na);
-    oh[i] = static_cast<T>(ph[i] + gna[i] * m2 * mi * a_na);
-    on[i] = static_cast<T>(pn[i] + gk[i] * 4.0 * n3 * a_k);
-    ov[i] = static_cast<T>((p_na + p_k + gl[i]) * a);
-    ogna[i] = static_cast<T>(m3h * a_na);
-    ogk[i] = static_cast<T>(n4 * a_k);
-    ogl[i] = static_cast<T>((vi - el[i]) * a + b);
-    oena[i] = static_cast<T>(-p_na * a);
-    oek[i] = static_cast<T>(-p_k * a);
-    oel[i] = static_cast<T>(-gl[i] * a);
+    const CurrentCts c = CurrentReverse(m[i], h[i], n[i], v[i], gna[i], gk[i], gl[i], ena[i],
+                                        ek[i], el[i], ci[i], cg[i], pm[i], ph[i], pn[i]);
+    om[i] = static_cast<T>(c.m);
+    oh[i] = static_cast<T>(c.h);
+    on[i] = static_cast<T>(c.n);
+    ov[i] = static_cast<T>(c.v);
+    StoreParamCts(c, i, ogna, ogk, ogl, oena, oek, oel);
   }
 }
 
@@ -328,26 +361,16 @@ JAXDEND_CLONES void StepCurrentVjp(
     const double m1 = static_cast<T>(sm.inf + sm.gap);
     const double h1 = static_cast<T>(sh.inf + sh.gap);
     const double n1 = static_cast<T>(sn.inf + sn.gap);
-    const double a = ci[i], b = cg[i];
-    const double m2 = m1 * m1, n3 = n1 * n1 * n1;
-    const double m3h = m2 * m1 * h1, n4 = n3 * n1;
-    const double g_na = gna[i], g_k = gk[i], g_l = gl[i];
-    const double p_na = g_na * m3h, p_k = g_k * n4;
-    const double a_na = (vi - ena[i]) * a + b, a_k = (vi - ek[i]) * a + b;
-    const double c_m1 = static_cast<double>(cm1[i]) + g_na * 3.0 * m2 * h1 * a_na;
-    const double c_h1 = static_cast<double>(ch1[i]) + g_na * m2 * m1 * a_na;
-    const double c_n1 = static_cast<double>(cn1[i]) + g_k * 4.0 * n3 * a_k;
-    double cv = (p_na + p_k + g_l) * a, ck = 0.0;
-    om[i] = static_cast<T>(StepVjp(sm, d[0], d[1], k, c_m1, cv, ck));
-    oh[i] = static_cast<T>(StepVjp(sh, d[2], d[3], k, c_h1, cv, ck));
-    on[i] = static_cast<T>(StepVjp(sn, d[4], d[5], k, c_n1, cv, ck));
+    // the current's reverse step at the new gates; its gate cotangents then go through the
+    // gate step's
+    const CurrentCts c = CurrentReverse(m1, h1, n1, vi, gna[i], gk[i], gl[i], ena[i], ek[i],
+                                        el[i], ci[i], cg[i], cm1[i], ch1[i], cn1[i]);
+    double cv = c.v, ck = 0.0;
+    om[i] = static_cast<T>(StepVjp(sm, d[0], d[1], k, c.m, cv, ck));
+    oh[i] = static_cast<T>(StepVjp(sh, d[2], d[3], k, c.h, cv, ck));
+    on[i] = static_cast<T>(StepVjp(sn, d[4], d[5], k, c.n, cv, ck));
     ov[i] = static_cast<T>(cv);
-    ogna[i] = static_cast<T>(m3h * a_na);
-    ogk[i] = static_cast<T>(n4 * a_k);
-    ogl[i] = static_cast<T>((vi - el[i]) * a + b);
-    oena[i] = static_cast<T>(-p_na * a);
-    oek[i] = static_cast<T>(-p_k * a);
-    oel[i] = static_cast<T>(-g_l * a);
+    StoreParamCts(c, i, ogna, ogk, ogl, oena, oek, oel);
     ck_out[i] = ck;
   }
 }
