@@ -69,6 +69,20 @@ CORES_BATCHES = {
     "C060114A5_nseg2": ([100], [], [100], []),
     "C060114A5_dlambda": ([100], [], [], []),
 }
+#: --gpu-only (the accelerator run, float32, jaxdend and Jaxley alike): case -> (forward
+#: batches, value-and-gradient batches); sized to finish in ~7 min on one H100 with compiles
+ACCEL_BATCHES = {
+    "reduced_pyramidal": ([1, 100, 10000, 100000], [100]),
+    "binary_tree_127x8": ([1, 100, 10000], [100]),
+    "C060114A5_nseg2": ([100, 1000], [100]),
+    "C060114A5_dlambda": ([100], []),
+}
+ACCEL_BATCHES_QUICK = {"reduced_pyramidal": ([1, 100], [100])}
+#: --gpu-only, forward only: float64 rows, and rows with the tree schedule not picked by default
+ACCEL_F64 = {"reduced_pyramidal": [10000], "binary_tree_127x8": [1000]}
+ACCEL_OTHER_SCHEDULE = {"reduced_pyramidal": [10000], "binary_tree_127x8": [1000]}
+#: issue 6's accelerator targets (float32 forward, one GPU)
+GPU_TARGET_RATE, GPU_TARGET_JAXLEY = 1e10, 5.0
 #: hand count per compartment-step (HH + cable), see `hand_count`
 HAND = {"state_values": 4, "typical_values": 22, "flops": 140, "transcendentals": 7}
 
@@ -260,9 +274,11 @@ def _programs(cell, amp, steps, devices, n_batch, checkpoint=True, width="auto")
     return fwd, grad
 
 
-def _jaxdend_rows(case, cell, amp, n_comp, runs, devices, dtype, schedule) -> list[dict]:
+def _jaxdend_rows(case, cell, amp, n_comp, runs, devices, dtype, schedule,
+                  grad_batches=None) -> list[dict]:
     """Time jaxdend's sweep programs for `runs` [(batch, vmap width or "auto")] sharded over
-    `devices`: forward, and value-and-gradient at the default width; one row each."""
+    `devices`: forward, and value-and-gradient at the default width (for the batches in
+    `grad_batches`; None: up to GRAD_MAX_BATCH_CPU on CPU, all elsewhere); one row each."""
     import jax.numpy as jnp
     import numpy as np
 
@@ -273,7 +289,8 @@ def _jaxdend_rows(case, cell, amp, n_comp, runs, devices, dtype, schedule) -> li
         w_used = auto_width(devices, cell.n, b) if width == "auto" else width
         fwd, grad = _programs(cell, amp, STEPS, devices, b, width=width)
         modes = ["forward"]
-        if width == "auto" and (dev.platform != "cpu" or b <= GRAD_MAX_BATCH_CPU):
+        if width == "auto" and (b in grad_batches if grad_batches is not None else
+                                (dev.platform != "cpu" or b <= GRAD_MAX_BATCH_CPU)):
             modes.append("grad")
         for mode in modes:
             prog = fwd if mode == "forward" else grad
@@ -299,7 +316,13 @@ def _jaxdend_rows(case, cell, amp, n_comp, runs, devices, dtype, schedule) -> li
 
 
 def child_jaxdend(cfg: dict) -> dict:
-    """Throughput rows, roofline and accuracy traces for one dtype on one device."""
+    """Throughput rows, roofline and accuracy traces for one dtype on one device.
+
+    cfg: dtype, device ("cpu" or "gpu"), cases [(case, batches) or (case, forward batches,
+    gradient batches)], accuracy (cases whose 100 ms traces are recorded), widths (the vmap
+    width study), optional schedule (the tree schedule; default "levels" on GPU, else
+    "sequential"), other_schedule [(case, batches)] (forward rows with the other one),
+    roofline (default True)."""
     import jax
 
     jax.config.update("jax_enable_x64", cfg["dtype"] == "float64")
@@ -312,10 +335,10 @@ def child_jaxdend(cfg: dict) -> dict:
 
     dev = _device(cfg["device"])
     dt_np = np.dtype(cfg["dtype"])
-    schedule = "levels" if dev.platform == "gpu" else "sequential"
+    schedule = cfg.get("schedule") or ("levels" if dev.platform == "gpu" else "sequential")
     rows, costs = [], {}
     with jax.default_device(dev):
-        for case, batches in cfg["cases"]:
+        for case, batches, *grads in cfg["cases"]:
             cell, amp, n_comp = hh_cell(case, schedule)
             costs[case] = jaxpr_count(cell, amp)
             runs = [(b, "auto") for b in batches]
@@ -325,22 +348,27 @@ def child_jaxdend(cfg: dict) -> dict:
                     if b in batches:
                         runs += [(b, w) for w in widths if w != auto_width([dev], cell.n, b)]
             rows += _jaxdend_rows(case, cell, amp, n_comp, runs, [dev], cfg["dtype"],
-                                  schedule)
-        roof = roofline(dev, dt_np)
-        # accuracy traces (CPU only, batch 1): the parent compares float32 with float64
+                                  schedule, grads[0] if grads else None)
+        other = "levels" if schedule == "sequential" else "sequential"
+        for case, batches in cfg.get("other_schedule", []):
+            cell, amp, n_comp = hh_cell(case, other)
+            alt = _jaxdend_rows(case, cell, amp, n_comp, [(b, "auto") for b in batches],
+                                [dev], cfg["dtype"], other, grad_batches=[])
+            rows += [dict(r, default_schedule=False) for r in alt]
+        roof = roofline(dev, dt_np) if cfg.get("roofline", True) else None
+        # accuracy traces (batch 1): the parent compares float32 with float64
         traces = {}
-        if dev.platform == "cpu":
-            for case in cfg["accuracy"]:
-                if case == "demo_cell_pospischil":
-                    cell = demo_cell()
-                    stim, t1 = jd.stimulus.step(0, 0.3, 20.0, 150.0), 200.0
-                else:
-                    cell, amp, _ = hh_cell(case)
-                    stim, t1 = jd.stimulus.step(0, amp, 10.0, 80.0), 100.0
-                cell = cast(cell, dt_np)
-                run = eqx.filter_jit(lambda c, stim=stim, t1=t1: jd.simulate(
-                    c, stim, t1=t1, dt=DT, record=c.probe("v", index=0))["v"][:, 0])
-                traces[case] = np.asarray(run(cell), dtype=np.float64).tolist()
+        for case in cfg["accuracy"]:
+            if case == "demo_cell_pospischil":
+                cell = demo_cell()
+                stim, t1 = jd.stimulus.step(0, 0.3, 20.0, 150.0), 200.0
+            else:
+                cell, amp, _ = hh_cell(case, schedule)
+                stim, t1 = jd.stimulus.step(0, amp, 10.0, 80.0), 100.0
+            cell = cast(cell, dt_np)
+            run = eqx.filter_jit(lambda c, stim=stim, t1=t1: jd.simulate(
+                c, stim, t1=t1, dt=DT, record=c.probe("v", index=0))["v"][:, 0])
+            traces[case] = np.asarray(run(cell), dtype=np.float64).tolist()
     return {"rows": rows, "roofline": roof, "costs": costs, "traces": traces}
 
 
@@ -411,13 +439,18 @@ def child_compile(cfg: dict) -> dict:
 
 
 def child_jaxley(cfg: dict) -> dict:
-    """The same sweep in Jaxley: vmap over HH_gNa (float64, CPU, one device)."""
-    return {"rows": _jaxley_rows(cfg["cases"])}
+    """The same sweep in Jaxley: vmap over HH_gNa on one device (cfg: cases, optional device
+    "cpu" (default) or "gpu", dtype "float64" (default) or "float32")."""
+    import jax
+
+    with jax.default_device(_device(cfg.get("device", "cpu"))):
+        return {"rows": _jaxley_rows(cfg["cases"], dtype=cfg.get("dtype", "float64"))}
 
 
-def _jaxley_rows(cases, devices=None) -> list[dict]:
-    """Jaxley rows of `cases` [(case, batches)]; with several `devices` the vmapped batch is
-    sharded over them (jax.jit with a NamedSharding of the batch axis: plain JAX, no jaxdend)."""
+def _jaxley_rows(cases, devices=None, dtype="float64") -> list[dict]:
+    """Jaxley rows of `cases` [(case, batches) or (case, forward batches, gradient
+    batches)] in `dtype`; with several `devices` the vmapped batch is sharded over them
+    (jax.jit with a NamedSharding of the batch axis: plain JAX, no jaxdend)."""
     sys.path.insert(0, str(HERE))
     import jax
     import jax.numpy as jnp
@@ -431,6 +464,9 @@ def _jaxley_rows(cases, devices=None) -> list[dict]:
 
     import jaxdend as jd
 
+    jax.config.update("jax_enable_x64", dtype == "float64")  # _jaxley_peer turns it on
+    # the default device of the caller's context, or the first of `devices`
+    dev = jnp.zeros(()).devices().pop() if devices is None else devices[0]
     n_dev = 1 if devices is None else len(devices)
     shard = {}
     if n_dev > 1:
@@ -438,7 +474,7 @@ def _jaxley_rows(cases, devices=None) -> list[dict]:
         shard = {"in_shardings": spec}
     rows = []
     tmp = Path(tempfile.mkdtemp())
-    for case, batches in cases:
+    for case, batches, *grads in cases:
         morph, disc, amp, ncomp = morphology(case)
         if case.startswith("C060114A5"):
             swc = SWC
@@ -466,10 +502,11 @@ def _jaxley_rows(cases, devices=None) -> list[dict]:
             if b % n_dev:
                 continue
             gs = (0.12 * jnp.linspace(0.9, 1.1, b) if b > 1 else jnp.full((1,), 0.12))[:, None]
+            gs = gs.astype(dtype)
             if n_dev > 1:
                 gs = jax.device_put(gs, shard["in_shardings"])
             for mode, prog in (("forward", fwd), ("grad", grad)):
-                if mode == "grad" and b > GRAD_MAX_BATCH_CPU:
+                if mode == "grad" and (b not in grads[0] if grads else b > GRAD_MAX_BATCH_CPU):
                     continue
                 try:
                     t0 = time.perf_counter()
@@ -482,9 +519,9 @@ def _jaxley_rows(cases, devices=None) -> list[dict]:
                     print(f"  Jaxley {case} b={b} {mode}: skipped ({type(err).__name__}: "
                           f"{str(err)[:200]})", file=sys.stderr, flush=True)
                     continue
-                row = {"simulator": f"Jaxley {jx.__version__}", "device": "cpu",
-                       "device_kind": jax.devices()[0].device_kind, "case": case, "batch": b,
-                       "n_comp": n_comp, "dtype": "float64", "mode": mode, "steps": STEPS,
+                row = {"simulator": f"Jaxley {jx.__version__}", "device": dev.platform,
+                       "device_kind": dev.device_kind, "case": case, "batch": b,
+                       "n_comp": n_comp, "dtype": dtype, "mode": mode, "steps": STEPS,
                        "compile_s": max(first - best_s, 0.0), "wall_s": best_s,
                        "comp_steps_per_s": b * n_comp * STEPS / best_s, "n_devices": n_dev}
                 rows.append(row)
@@ -568,12 +605,17 @@ def accuracy(traces64: dict, traces32: dict) -> list[dict]:
     return out
 
 
+def _plain_row(r) -> bool:
+    """A row of the default set-up: default vmap width and tree schedule, one JAX device."""
+    return (r.get("default_width", True) and r.get("default_schedule", True)
+            and r.get("n_devices", 1) == 1)
+
+
 def roofline_rows(rows, roofs, costs, hand) -> list[dict]:
     """Fraction of the measured flop rate and bandwidth reached by the best jaxdend runs."""
     out = []
     for r in rows:
-        if (r["simulator"] != "jaxdend" or r["mode"] != "forward" or not r.get("default_width")
-                or r.get("n_devices", 1) > 1):
+        if r["simulator"] != "jaxdend" or r["mode"] != "forward" or not _plain_row(r):
             continue
         roof = next((x for x in roofs if x["device"] == r["device"] and x["dtype"] == r["dtype"]),
                     None)
@@ -612,8 +654,7 @@ def plot(result: dict, path: Path) -> None:
     except ImportError:
         print("matplotlib not installed: no plot", flush=True)
         return
-    rows = [r for r in result["rows"] if r.get("default_width", True)
-            and r.get("n_devices", 1) == 1]
+    rows = [r for r in result["rows"] if _plain_row(r)]
     fig, ax = plt.subplots(1, 3, figsize=(16, 4.8))
     keys = sorted({(r["simulator"], r["device"], r["dtype"], r["mode"]) for r in rows})
     for sim, dev, dt, mode in keys:
@@ -643,7 +684,8 @@ def plot(result: dict, path: Path) -> None:
     ax[1].set_xlabel("compartments")
     ax[1].set_ylabel("compartment-steps / s (forward)")
     ax[1].set_title("against cell size")
-    ax[1].legend(fontsize=7)
+    if ax[1].get_legend_handles_labels()[0]:
+        ax[1].legend(fontsize=7)
     for mode in ("forward", "grad"):
         sel = sorted((r for r in result["compile"] if r["mode"] == mode),
                      key=lambda r: r["n_comp"])
@@ -676,20 +718,22 @@ def print_tables(result: dict) -> None:
               f"| {r.get('vmap_width', '-')} | {r['compile_s']:.2f} | {r['wall_s']:.3f} "
               f"| {_fmt_rate(r['comp_steps_per_s'])} |")
     print_cores_table(result["rows"])
-    print("\n| case | n_comp | compile forward s | compile grad s |")
-    print("|---|---|---|---|")
     comp = result["compile"]
+    if comp:
+        print("\n| case | n_comp | compile forward s | compile grad s |")
+        print("|---|---|---|---|")
     for case in sorted({r["case"] for r in comp}, key=lambda c: next(
             r["n_comp"] for r in comp if r["case"] == c)):
         f = next(r for r in comp if r["case"] == case and r["mode"] == "forward")
         g = next(r for r in comp if r["case"] == case and r["mode"] == "grad")
         print(f"| {case} | {f['n_comp']} | {f['compile_s']:.2f} | {g['compile_s']:.2f} |")
-    print("\n| model | max abs dV mV (float32 vs float64) | mean abs dV mV | spikes f64 / f32 "
-          "| max spike shift ms |")
-    print("|---|---|---|---|---|")
+    print("\n| model | float32 on | max abs dV mV (float32 vs float64) | mean abs dV mV "
+          "| spikes f64 / f32 | max spike shift ms |")
+    print("|---|---|---|---|---|---|")
     for a in result["float32_accuracy"]:
         shift = "-" if a["max_spike_shift_ms"] is None else f"{a['max_spike_shift_ms']:.2g}"
-        print(f"| {a['case']} | {a['max_abs_dV_mV']:.3g} | {a['mean_abs_dV_mV']:.3g} | "
+        print(f"| {a['case']} | {a.get('device', 'cpu')} | {a['max_abs_dV_mV']:.3g} "
+              f"| {a['mean_abs_dV_mV']:.3g} | "
               f"{a['spikes_float64']} / {a['spikes_float32']} | {shift} |")
     print("\n| device | dtype | bandwidth GB/s | fused FMA GFLOP/s | matmul GFLOP/s |")
     print("|---|---|---|---|---|")
@@ -744,13 +788,29 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=str(HERE / "results" / "throughput.json"))
     parser.add_argument("--no-jaxley", action="store_true", help="skip the Jaxley peer")
     parser.add_argument("--no-gpu", action="store_true", help="CPU only")
+    parser.add_argument("--gpu-only", action="store_true",
+                        help="only the GPU section, float32 jaxdend and Jaxley (~7 min on one "
+                        "H100; benchmarks/gpu_check.sh runs it), written to "
+                        "results/throughput_gpu.json unless --json says otherwise")
+    parser.add_argument("--accel-platform", default="gpu", help=argparse.SUPPRESS)  # dry runs
+    parser.add_argument("--merge", metavar="GPU_JSON",
+                        help="copy the GPU rows of a --gpu-only result into --json and stop")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         kind, cfg = args.child
         print("RESULT " + json.dumps(CHILDREN[kind](json.loads(cfg))), flush=True)
         return 0
+    if args.merge:
+        return merge_gpu(Path(args.merge), Path(args.json))
     t_start = time.perf_counter()
+    if args.gpu_only:
+        if args.json == parser.get_default("json"):
+            args.json = str(HERE / "results" / "throughput_gpu.json")
+        result = accelerator_run(args.accel_platform, args.quick, not args.no_jaxley,
+                                 Path(args.json))
+        result["meta"]["wall_s"] = time.perf_counter() - t_start
+        return finish(result, Path(args.json), t_start)
     pick = 1 if args.quick else 0
     have_real = SWC.exists()
     if not have_real:
@@ -816,13 +876,119 @@ def main(argv=None) -> int:
                       "quick": args.quick, "wall_s": time.perf_counter() - t_start,
                       "devices": devices, "cpu_cores": n_cores,
                       "grad_max_batch_cpu": GRAD_MAX_BATCH_CPU}
+    return finish(result, Path(args.json), t_start)
+
+
+def finish(result: dict, out_path: Path, t_start: float) -> int:
+    """Print the tables, write the JSON and the plot."""
     print_tables(result)
-    out_path = Path(args.json)
+    print_gpu_targets(result["rows"], result["meta"].get("accel_platform", "gpu"))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1))
     print(f"wrote {out_path}")
     plot(result, out_path.with_suffix(".png"))
     print(f"total {time.perf_counter() - t_start:.0f} s")
+    return 0
+
+
+def accelerator_run(plat: str, quick: bool, with_jaxley: bool, out_path: Path) -> dict:
+    """The GPU section alone (`--gpu-only`): jaxdend float32 forward and value-and-gradient
+    at ACCEL_BATCHES on the first `plat` device (tree schedule "levels" on GPU), forward rows
+    with the other schedule and in float64, Jaxley float32 on the same device and batches,
+    the device's roofline, and float32 accuracy of 100 ms runs there against float64 on the
+    CPU of the same machine. What is done so far is written to `out_path` after each child
+    process (a run stopped by a time limit keeps it)."""
+    have_real = SWC.exists()
+    if not have_real:
+        print(f"warning: {SWC} not found; real-cell cases skipped", file=sys.stderr)
+
+    def pick(table):
+        return [[c, *v] if isinstance(v, tuple) else [c, v] for c, v in table.items()
+                if have_real or not c.startswith("C060114A5")]
+
+    cases = pick(ACCEL_BATCHES_QUICK if quick else ACCEL_BATCHES)
+    acc = ["reduced_pyramidal", "demo_cell_pospischil"] + (
+        ["C060114A5_nseg2"] if have_real and not quick else [])
+    result = {"rows": [], "compile": [], "float32_accuracy": [],
+              "roofline": {"hand_count": hand_count(), "device_peaks": [], "costs": {},
+                           "fractions": []}}
+    costs, traces = {}, {}
+    runs = [("float32", {"cases": cases, "accuracy": acc,
+                         "other_schedule": [] if quick else pick(ACCEL_OTHER_SCHEDULE)}),
+            ("float64", {"cases": [] if quick else pick(ACCEL_F64), "accuracy": []})]
+    for dtype, cfg in runs:
+        out = _spawn("jaxdend", dict(cfg, dtype=dtype, device=plat, widths=False))
+        if out is None:
+            continue
+        result["rows"] += out["rows"]
+        result["roofline"]["device_peaks"].append(out["roofline"])
+        costs[(plat, dtype)] = out["costs"]
+        result["roofline"]["costs"][f"{plat}/{dtype}"] = out["costs"]
+        traces[dtype] = out["traces"]
+        if dtype == "float32" and with_jaxley:
+            jx = _spawn("jaxley", {"cases": cases, "device": plat, "dtype": "float32"})
+            result["rows"] += jx["rows"] if jx else []
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(dict(result, meta={"partial": True}), indent=1))
+    ref = _spawn("jaxdend", {"dtype": "float64", "device": "cpu", "cases": [], "accuracy": acc,
+                             "roofline": False})
+    if ref is not None and "float32" in traces:
+        result["float32_accuracy"] = [dict(a, device=plat) for a in
+                                      accuracy(ref["traces"], traces["float32"])]
+    result["roofline"]["fractions"] = roofline_rows(
+        result["rows"], result["roofline"]["device_peaks"], costs,
+        result["roofline"]["hand_count"])
+    import jax
+
+    result["meta"] = {"machine": platform.machine(), "cpus": os.cpu_count(),
+                      "jax": jax.__version__, "steps": STEPS, "dt_ms": DT, "quick": quick,
+                      "devices": [plat], "gpu_only": True, "accel_platform": plat,
+                      "float32_reference": "float64 on this machine's CPU"}
+    return result
+
+
+def print_gpu_targets(rows, device: str = "gpu") -> None:
+    """Issue 6's GPU targets: the best float32 forward rate on `device` and its ratio to
+    Jaxley's on the same device, case and batch (`device` "cpu" only in dry runs)."""
+    mine = [r for r in rows if r["device"] == device and r["dtype"] == "float32"
+            and r["simulator"] == "jaxdend" and _plain_row(r)]
+    if not any(r["mode"] == "forward" for r in mine):
+        return
+    top = max((r for r in mine if r["mode"] == "forward"), key=lambda r: r["comp_steps_per_s"])
+    print(f"\nGPU float32 forward, best: {top['comp_steps_per_s']:.3g} compartment-steps/s "
+          f"({top['case']}, batch {top['batch']}; target {GPU_TARGET_RATE:.0e}: "
+          f"{'met' if top['comp_steps_per_s'] >= GPU_TARGET_RATE else 'NOT met'})")
+    print("\n| case | mode | batch | jaxdend Mcs/s | Jaxley Mcs/s | ratio |")
+    print("|---|---|---|---|---|---|")
+    for r in sorted(mine, key=lambda r: (r["n_comp"], r["mode"], r["batch"])):
+        jx = next((x for x in rows if x["simulator"].startswith("Jaxley")
+                   and x["device"] == device and x["dtype"] == "float32"
+                   and (x["case"], x["mode"], x["batch"]) == (r["case"], r["mode"], r["batch"])),
+                  None)
+        ratio = "-" if jx is None else f"{r['comp_steps_per_s'] / jx['comp_steps_per_s']:.2f}"
+        print(f"| {r['case']} | {r['mode']} | {r['batch']} | {_fmt_rate(r['comp_steps_per_s'])}"
+              f" | {'-' if jx is None else _fmt_rate(jx['comp_steps_per_s'])} | {ratio} |")
+
+
+def merge_gpu(gpu_path: Path, out_path: Path) -> int:
+    """Replace the GPU rows, GPU roofline and GPU float32 accuracy of `out_path` (a full run's
+    JSON) with those of `gpu_path` (a --gpu-only run's JSON)."""
+    gpu, full = json.loads(gpu_path.read_text()), json.loads(out_path.read_text())
+    full["rows"] = [r for r in full["rows"] if r["device"] != "gpu"] + [
+        r for r in gpu["rows"] if r["device"] == "gpu"]
+    roof = full["roofline"]
+    roof["device_peaks"] = [r for r in roof["device_peaks"] if r["device"] != "gpu"] + [
+        r for r in gpu["roofline"]["device_peaks"] if r["device"] == "gpu"]
+    roof["costs"] = {k: v for k, v in roof["costs"].items() if not k.startswith("gpu/")} | {
+        k: v for k, v in gpu["roofline"]["costs"].items() if k.startswith("gpu/")}
+    roof["fractions"] = [r for r in roof["fractions"] if r["device"] != "gpu"] + [
+        r for r in gpu["roofline"]["fractions"] if r["device"] == "gpu"]
+    full["float32_accuracy"] = [a for a in full["float32_accuracy"]
+                                if a.get("device", "cpu") != "gpu"] + [
+        a for a in gpu["float32_accuracy"] if a.get("device") == "gpu"]
+    full["meta"]["gpu_run"] = gpu["meta"]
+    out_path.write_text(json.dumps(full, indent=1))
+    print(f"merged the GPU results of {gpu_path} into {out_path}")
     return 0
 
 
