@@ -2,6 +2,7 @@
 equals autodiff; the native CPU code falls back to XLA when it cannot be built."""
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -243,6 +244,53 @@ def test_native_solve_falls_back_to_xla_with_a_warning_or_when_turned_off(tmp_pa
     assert "WARNINGS []" in runs["off"]
     np.testing.assert_array_equal(np.load(tmp_path / "no_compiler.npy"),
                                   np.load(tmp_path / "off.npy"))
+
+
+_LOWER_SCRIPT = textwrap.dedent("""
+    import json, re, sys
+    import jax, jax.numpy as jnp
+    jax.config.update("jax_enable_x64", True)
+    import jaxdend as jd
+
+    comps = jd.discretize(jd.binary_tree(depth=3), nseg=lambda i, s: 1 if i == 0 else 6)
+    out = {}
+    for sched, plats in (("sequential", ("cpu", "cuda", "tpu")), ("levels", ("cuda",))):
+        cell = jd.Cell(comps, schedule=sched).insert(jd.channels.HH())
+        g0 = cell.get("HH.g_na")
+
+        def loss(s, cell=cell, g0=g0):
+            def one(s):
+                c = cell.set("HH.g_na", g0 * s)
+                return jd.simulate(c, jd.stimulus.step(0, 0.5), t1=0.25, dt=0.025,
+                                   record=c.probe("v", index=0))["v"]
+            return jnp.sum(jax.vmap(one)(s) ** 2)
+
+        traced = jax.jit(jax.value_and_grad(loss)).trace(jnp.linspace(0.9, 1.1, 4))
+        for plat in plats:
+            txt = traced.lower(lowering_platforms=(plat,)).as_text()
+            out[sched + "/" + plat] = sorted(set(re.findall(r"custom_call @(\\w+)", txt)))
+    print("TARGETS " + json.dumps(out))
+""")
+
+
+def test_gpu_and_tpu_programs_lower_without_the_native_cpu_calls(tmp_path):
+    """CI has no GPU: lowering a batched value-and-gradient of `simulate` for CUDA and TPU
+    from this CPU machine checks that their programs hold none of the CPU-only native calls
+    (tree solve, HH gate steps and their reverse steps), which the CPU program of the same
+    trace does hold. Equinox's runtime checks are host callbacks that need the target's
+    runtime to lower, so they are lowered as NaN here (EQX_ON_ERROR=nan)."""
+    script = tmp_path / "lower.py"
+    script.write_text(_LOWER_SCRIPT)
+    env = dict(os.environ, EQX_ON_ERROR="nan")
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    targets = json.loads(out.stdout.split("TARGETS ", 1)[1])
+    for key in ("sequential/cuda", "sequential/tpu", "levels/cuda"):
+        assert not [t for t in targets[key] if t.startswith("jaxdend")], (key, targets[key])
+    if _have_compiler() and os.environ.get("JAXDEND_NATIVE") != "0":
+        assert {"jaxdend_tree_solve_f64", "jaxdend_hh_gates_f64",
+                "jaxdend_hh_gates_vjp_f64"} <= set(targets["sequential/cpu"])
 
 
 @pytest.mark.skipif(os.environ.get("JAXDEND_NATIVE") == "0", reason="native code turned off")
