@@ -968,7 +968,8 @@ def print_gpu_targets(rows, device: str = "gpu") -> None:
     print(f"\nGPU float32 forward, best: {top['comp_steps_per_s']:.3g} compartment-steps/s "
           f"({top['case']}, batch {top['batch']}; target {GPU_TARGET_RATE:.0e}: "
           f"{'met' if top['comp_steps_per_s'] >= GPU_TARGET_RATE else 'NOT met'})")
-    print("\n| case | mode | batch | jaxdend Mcs/s | Jaxley Mcs/s | ratio |")
+    print(f"\n| case | mode | batch | jaxdend Mcs/s | Jaxley Mcs/s | ratio (target "
+          f"{GPU_TARGET_JAXLEY:g}x forward) |")
     print("|---|---|---|---|---|---|")
     for r in sorted(mine, key=lambda r: (r["n_comp"], r["mode"], r["batch"])):
         jx = next((x for x in rows if x["simulator"].startswith("Jaxley")
@@ -976,6 +977,9 @@ def print_gpu_targets(rows, device: str = "gpu") -> None:
                    and (x["case"], x["mode"], x["batch"]) == (r["case"], r["mode"], r["batch"])),
                   None)
         ratio = "-" if jx is None else f"{r['comp_steps_per_s'] / jx['comp_steps_per_s']:.2f}"
+        if jx is not None and r["mode"] == "forward":
+            met = r["comp_steps_per_s"] >= GPU_TARGET_JAXLEY * jx["comp_steps_per_s"]
+            ratio += " met" if met else " NOT met"
         print(f"| {r['case']} | {r['mode']} | {r['batch']} | {_fmt_rate(r['comp_steps_per_s'])}"
               f" | {'-' if jx is None else _fmt_rate(jx['comp_steps_per_s'])} | {ratio} |")
 
