@@ -826,22 +826,15 @@ def main(argv=None) -> int:
     if args.quick:
         acc = acc[:3]
     devices = ["cpu"] + (["gpu"] if not args.no_gpu and _gpu_available() else [])
-    result = {"rows": [], "compile": [], "float32_accuracy": [],
-              "roofline": {"hand_count": hand_count(), "device_peaks": [], "costs": {},
-                           "fractions": []}}
+    result = _empty_result()
     costs, traces = {}, {}
     for dev in devices:
         for dtype in ("float64", "float32"):
             out = _spawn("jaxdend", {"dtype": dtype, "device": dev, "cases": cases,
                                      "accuracy": acc if dev == "cpu" else [],
                                      "widths": not args.quick})
-            if out is None:
-                continue
-            result["rows"] += out["rows"]
-            result["roofline"]["device_peaks"].append(out["roofline"])
-            costs[(dev, dtype)] = out["costs"]
-            result["roofline"]["costs"][f"{dev}/{dtype}"] = out["costs"]
-            traces[(dev, dtype)] = out["traces"]
+            if out is not None:
+                traces[(dev, dtype)] = _add_jaxdend(result, costs, dev, dtype, out)
     sizes = ["binary_tree_d3x4", "reduced_pyramidal", "binary_tree_d5x4", "binary_tree_d7x4"]
     if not args.quick:
         sizes = ["binary_tree_d3x4", "reduced_pyramidal", "binary_tree_d4x4",
@@ -881,6 +874,23 @@ def main(argv=None) -> int:
     return finish(result, Path(args.json), t_start)
 
 
+def _empty_result() -> dict:
+    return {"rows": [], "compile": [], "float32_accuracy": [],
+            "roofline": {"hand_count": hand_count(), "device_peaks": [], "costs": {},
+                         "fractions": []}}
+
+
+def _add_jaxdend(result: dict, costs: dict, dev: str, dtype: str, out: dict) -> dict:
+    """Put a jaxdend child's rows, roofline and costs into `result` and `costs`; returns its
+    accuracy traces."""
+    result["rows"] += out["rows"]
+    if out["roofline"] is not None:
+        result["roofline"]["device_peaks"].append(out["roofline"])
+    costs[(dev, dtype)] = out["costs"]
+    result["roofline"]["costs"][f"{dev}/{dtype}"] = out["costs"]
+    return out["traces"]
+
+
 def finish(result: dict, out_path: Path, t_start: float) -> int:
     """Print the tables, write the JSON and the plot."""
     print_tables(result)
@@ -911,9 +921,7 @@ def accelerator_run(plat: str, quick: bool, with_jaxley: bool, out_path: Path) -
     cases = pick(ACCEL_BATCHES_QUICK if quick else ACCEL_BATCHES)
     acc = ["reduced_pyramidal", "demo_cell_pospischil"] + (
         ["C060114A5_nseg2"] if have_real and not quick else [])
-    result = {"rows": [], "compile": [], "float32_accuracy": [],
-              "roofline": {"hand_count": hand_count(), "device_peaks": [], "costs": {},
-                           "fractions": []}}
+    result = _empty_result()
     costs, traces = {}, {}
     runs = [("float32", {"cases": cases, "accuracy": acc,
                          "other_schedule": [] if quick else pick(ACCEL_OTHER_SCHEDULE)}),
@@ -935,11 +943,7 @@ def accelerator_run(plat: str, quick: bool, with_jaxley: bool, out_path: Path) -
         out = _spawn("jaxdend", dict(cfg, dtype=dtype, device=plat, widths=False))
         if out is None:
             continue
-        result["rows"] += out["rows"]
-        result["roofline"]["device_peaks"].append(out["roofline"])
-        costs[(plat, dtype)] = out["costs"]
-        result["roofline"]["costs"][f"{plat}/{dtype}"] = out["costs"]
-        traces[dtype] = out["traces"]
+        traces[dtype] = _add_jaxdend(result, costs, plat, dtype, out)
         save()
         if dtype == "float32" and with_jaxley:
             jx = _spawn("jaxley", {"cases": cases, "device": plat, "dtype": "float32"})
