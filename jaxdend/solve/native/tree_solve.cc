@@ -201,21 +201,22 @@ ffi::Error TreeSolve(ffi::AnyBuffer d, ffi::AnyBuffer g, ffi::AnyBuffer b,
   // (session 13, by hand, float64, batch 50: side by side 2.1 against 2.9 ns per node on
   // 1,080 nodes, 2.3 / 2.9 on 930, 2.8 / 3.4 on 1,953, 4.3 / 5.4 on 9,212; but a lone group
   // of 4 on 1,080 nodes 20.4 against 13.1 us).
-  const int64_t whole = batch - batch % kLanes;
+  const int64_t grouped = batch - batch % kLanes;
   const bool small = 3 * n * kLanes * static_cast<int64_t>(sizeof(T)) <= 32768;
-  const int64_t lanes_end = batch - whole >= kLanes / 2 && small ? batch : whole;
-  int64_t k = 0;
+  const int64_t lanes_end = batch - grouped >= kLanes / 2 && small ? batch : grouped;
   if (lanes_end > 0) {
     std::vector<T> work(static_cast<size_t>(3 * n * kLanes));
-    for (; k < lanes_end; k += kLanes) {
+    for (int64_t k = 0; k < lanes_end; k += kLanes) {
       SolveLanes<T>(n, k, lanes_end, parent.begin(), up.begin(), down.begin(), dp, gp, bp, vp,
                     work.data());
     }
   }
-  std::vector<T> work(static_cast<size_t>(n));
-  for (k = lanes_end; k < batch; ++k) {
-    SolveOne<T>(n, parent.begin(), up.begin(), down.begin(), dp + k * n, gp + k * n,
-                bp + k * n, vp + k * n, work.data());
+  if (lanes_end < batch) {
+    std::vector<T> work(static_cast<size_t>(n));
+    for (int64_t k = lanes_end; k < batch; ++k) {
+      SolveOne<T>(n, parent.begin(), up.begin(), down.begin(), dp + k * n, gp + k * n,
+                  bp + k * n, vp + k * n, work.data());
+    }
   }
   return ffi::Error::Success();
 }
