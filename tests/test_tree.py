@@ -185,7 +185,8 @@ def test_native_batched_solve_side_by_side_equals_lone_solves_bit_for_bit():
     assert _native.available(), _native._status.get("error")
     small = jd.discretize(jd.reduced_pyramidal(), nseg=3)  # 50 nodes
     large = jd.discretize(jd.binary_tree(depth=5), nseg=lambda i, s: 1 if i == 0 else 5)
-    # large: 171 nodes, a remainder of 4-7 systems is solved one at a time
+    # large: 171 nodes, in float64 too many for the level-1 cache side by side, so a
+    # remainder of 4-7 systems is solved one at a time
     for comps, against_xla in ((small, True), (large, False)):
         _check_side_by_side(comps, against_xla)
 
