@@ -11,4 +11,11 @@
 #define JAXDEND_CLONES
 #endif
 
+// Forced inlining: the vectorised loops vectorise only if every helper is inlined into them.
+#if defined(__GNUC__)
+#define JAXDEND_INLINE inline __attribute__((always_inline))
+#else
+#define JAXDEND_INLINE inline
+#endif
+
 #endif  // JAXDEND_NATIVE_COMMON_H_

@@ -36,13 +36,6 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-// the loops below vectorise only if every helper is inlined into them
-#if defined(__GNUC__)
-#define JAXDEND_INLINE inline __attribute__((always_inline))
-#else
-#define JAXDEND_INLINE inline
-#endif
-
 JAXDEND_INLINE double Exp(double x) {
   // exp(x) for x <= 709 (callers clip larger arguments); 0 below -708 (the XLA exp gives a
   // subnormal there, below 3e-308 either way)

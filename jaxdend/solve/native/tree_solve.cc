@@ -39,12 +39,6 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-#if defined(__GNUC__)
-#define JAXDEND_INLINE_SOLVE inline __attribute__((always_inline))
-#else
-#define JAXDEND_INLINE_SOLVE inline
-#endif
-
 template <typename T>
 void SolveOne(int64_t n, const int64_t* parent, const int64_t* up, const int64_t* down,
               const T* d_in, const T* g, const T* b_in, T* v, T* inv_d) {
@@ -83,7 +77,7 @@ constexpr int64_t kLanes = 8;
 // Transposes 8 vectors of 8 elements in place (r[l][j] -> r[j][l]) in three rounds of
 // shuffles; M: integer vectors of V's shape (the shuffle masks).
 template <typename V, typename M>
-JAXDEND_INLINE_SOLVE void Transpose8(V* r) {
+JAXDEND_INLINE void Transpose8(V* r) {
   V t[8], u[8];
   for (int k = 0; k < 8; k += 2) {
     t[k] = JAXDEND_SHUFFLE(M, r[k], r[k + 1], 0, 8, 2, 10, 4, 12, 6, 14);
