@@ -621,7 +621,7 @@ def roofline_rows(rows, roofs, costs, hand) -> list[dict]:
             continue
         roof = next((x for x in roofs if x["device"] == r["device"] and x["dtype"] == r["dtype"]),
                     None)
-        cost = costs.get((r["device"], r["dtype"]), {}).get(r["case"])
+        cost = costs.get(f"{r['device']}/{r['dtype']}", {}).get(r["case"])
         if roof is None or cost is None:
             continue
         size = 8 if r["dtype"] == "float64" else 4
@@ -827,14 +827,14 @@ def main(argv=None) -> int:
         acc = acc[:3]
     devices = ["cpu"] + (["gpu"] if not args.no_gpu and _gpu_available() else [])
     result = _empty_result()
-    costs, traces = {}, {}
+    traces = {}
     for dev in devices:
         for dtype in ("float64", "float32"):
             out = _spawn("jaxdend", {"dtype": dtype, "device": dev, "cases": cases,
                                      "accuracy": acc if dev == "cpu" else [],
                                      "widths": not args.quick})
             if out is not None:
-                traces[(dev, dtype)] = _add_jaxdend(result, costs, dev, dtype, out)
+                traces[(dev, dtype)] = _add_jaxdend(result, dev, dtype, out)
     sizes = ["binary_tree_d3x4", "reduced_pyramidal", "binary_tree_d5x4", "binary_tree_d7x4"]
     if not args.quick:
         sizes = ["binary_tree_d3x4", "reduced_pyramidal", "binary_tree_d4x4",
@@ -861,16 +861,8 @@ def main(argv=None) -> int:
     if ("cpu", "float64") in traces and ("cpu", "float32") in traces:
         result["float32_accuracy"] = accuracy(traces[("cpu", "float64")],
                                               traces[("cpu", "float32")])
-    result["roofline"]["fractions"] = roofline_rows(result["rows"],
-                                                    result["roofline"]["device_peaks"], costs,
-                                                    result["roofline"]["hand_count"])
-    import jax
-
-    result["meta"] = {"machine": platform.machine(), "cpus": os.cpu_count(),
-                      "jax": jax.__version__, "steps": STEPS, "dt_ms": DT,
-                      "quick": args.quick, "wall_s": time.perf_counter() - t_start,
-                      "devices": devices, "cpu_cores": n_cores,
-                      "grad_max_batch_cpu": GRAD_MAX_BATCH_CPU}
+    result["meta"] = _meta(args.quick, devices, wall_s=time.perf_counter() - t_start,
+                           cpu_cores=n_cores, grad_max_batch_cpu=GRAD_MAX_BATCH_CPU)
     return finish(result, Path(args.json), t_start)
 
 
@@ -880,19 +872,29 @@ def _empty_result() -> dict:
                          "fractions": []}}
 
 
-def _add_jaxdend(result: dict, costs: dict, dev: str, dtype: str, out: dict) -> dict:
-    """Put a jaxdend child's rows, roofline and costs into `result` and `costs`; returns its
-    accuracy traces."""
+def _add_jaxdend(result: dict, dev: str, dtype: str, out: dict) -> dict:
+    """Put a jaxdend child's rows, roofline and costs into `result`; returns its accuracy
+    traces."""
     result["rows"] += out["rows"]
     if out["roofline"] is not None:
         result["roofline"]["device_peaks"].append(out["roofline"])
-    costs[(dev, dtype)] = out["costs"]
     result["roofline"]["costs"][f"{dev}/{dtype}"] = out["costs"]
     return out["traces"]
 
 
+def _meta(quick: bool, devices, **extra) -> dict:
+    """The run's description for the JSON."""
+    import jax
+
+    return {"machine": platform.machine(), "cpus": os.cpu_count(), "jax": jax.__version__,
+            "steps": STEPS, "dt_ms": DT, "quick": quick, "devices": devices, **extra}
+
+
 def finish(result: dict, out_path: Path, t_start: float) -> int:
-    """Print the tables, write the JSON and the plot."""
+    """Derive the roofline fractions, print the tables, write the JSON and the plot."""
+    roof = result["roofline"]
+    roof["fractions"] = roofline_rows(result["rows"], roof["device_peaks"], roof["costs"],
+                                      roof["hand_count"])
     print_tables(result)
     print_gpu_targets(result["rows"], result["meta"].get("accel_platform", "gpu"))
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -922,7 +924,7 @@ def accelerator_run(plat: str, quick: bool, with_jaxley: bool, out_path: Path) -
     acc = ["reduced_pyramidal", "demo_cell_pospischil"] + (
         ["C060114A5_nseg2"] if have_real and not quick else [])
     result = _empty_result()
-    costs, traces = {}, {}
+    traces = {}
     runs = [("float32", {"cases": cases, "accuracy": acc,
                          "other_schedule": [] if quick else pick(ACCEL_OTHER_SCHEDULE)}),
             ("float64", {"cases": [] if quick else pick(ACCEL_F64), "accuracy": []})]
@@ -943,21 +945,14 @@ def accelerator_run(plat: str, quick: bool, with_jaxley: bool, out_path: Path) -
         out = _spawn("jaxdend", dict(cfg, dtype=dtype, device=plat, widths=False))
         if out is None:
             continue
-        traces[dtype] = _add_jaxdend(result, costs, plat, dtype, out)
+        traces[dtype] = _add_jaxdend(result, plat, dtype, out)
         save()
         if dtype == "float32" and with_jaxley:
             jx = _spawn("jaxley", {"cases": cases, "device": plat, "dtype": "float32"})
             result["rows"] += jx["rows"] if jx else []
             save()
-    result["roofline"]["fractions"] = roofline_rows(
-        result["rows"], result["roofline"]["device_peaks"], costs,
-        result["roofline"]["hand_count"])
-    import jax
-
-    result["meta"] = {"machine": platform.machine(), "cpus": os.cpu_count(),
-                      "jax": jax.__version__, "steps": STEPS, "dt_ms": DT, "quick": quick,
-                      "devices": [plat], "gpu_only": True, "accel_platform": plat,
-                      "float32_reference": "float64 on this machine's CPU"}
+    result["meta"] = _meta(quick, [plat], gpu_only=True, accel_platform=plat,
+                           float32_reference="float64 on this machine's CPU")
     return result
 
 
@@ -992,18 +987,20 @@ def merge_gpu(gpu_path: Path, out_path: Path) -> int:
     """Replace the GPU rows, GPU roofline and GPU float32 accuracy of `out_path` (a full run's
     JSON) with those of `gpu_path` (a --gpu-only run's JSON)."""
     gpu, full = json.loads(gpu_path.read_text()), json.loads(out_path.read_text())
-    full["rows"] = [r for r in full["rows"] if r["device"] != "gpu"] + [
-        r for r in gpu["rows"] if r["device"] == "gpu"]
-    roof = full["roofline"]
-    roof["device_peaks"] = [r for r in roof["device_peaks"] if r["device"] != "gpu"] + [
-        r for r in gpu["roofline"]["device_peaks"] if r["device"] == "gpu"]
+
+    def swap(old, new):  # old's entries but the GPU ones, then new's GPU ones
+        def on_gpu(x):
+            return x.get("device", "cpu") == "gpu"
+
+        return [x for x in old if not on_gpu(x)] + [x for x in new if on_gpu(x)]
+
+    roof, g_roof = full["roofline"], gpu["roofline"]
+    full["rows"] = swap(full["rows"], gpu["rows"])
+    full["float32_accuracy"] = swap(full["float32_accuracy"], gpu["float32_accuracy"])
+    for key in ("device_peaks", "fractions"):
+        roof[key] = swap(roof[key], g_roof[key])
     roof["costs"] = {k: v for k, v in roof["costs"].items() if not k.startswith("gpu/")} | {
-        k: v for k, v in gpu["roofline"]["costs"].items() if k.startswith("gpu/")}
-    roof["fractions"] = [r for r in roof["fractions"] if r["device"] != "gpu"] + [
-        r for r in gpu["roofline"]["fractions"] if r["device"] == "gpu"]
-    full["float32_accuracy"] = [a for a in full["float32_accuracy"]
-                                if a.get("device", "cpu") != "gpu"] + [
-        a for a in gpu["float32_accuracy"] if a.get("device") == "gpu"]
+        k: v for k, v in g_roof["costs"].items() if k.startswith("gpu/")}
     full["meta"]["gpu_run"] = gpu["meta"]
     out_path.write_text(json.dumps(full, indent=1))
     print(f"merged the GPU results of {gpu_path} into {out_path}")
