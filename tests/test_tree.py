@@ -273,19 +273,22 @@ _LOWER_SCRIPT = textwrap.dedent("""
                                    record=c.probe("v", index=0))["v"]
             return jnp.sum(jax.vmap(one)(s) ** 2)
 
-        traced = jax.jit(jax.value_and_grad(loss)).trace(jnp.linspace(0.9, 1.1, 4))
+        s = jnp.linspace(0.9, 1.1, 4)
+        traced = jax.jit(jax.value_and_grad(loss)).trace(s)
+        forward = jax.jit(lambda s: loss(s)).trace(s)  # values: one native run on CPU
         for plat in plats:
-            txt = traced.lower(lowering_platforms=(plat,)).as_text()
-            out[sched + "/" + plat] = sorted(set(re.findall(r"custom_call @(\\w+)", txt)))
+            for key, tr in ((sched, traced), ("forward-" + sched, forward)):
+                txt = tr.lower(lowering_platforms=(plat,)).as_text()
+                out[key + "/" + plat] = sorted(set(re.findall(r"custom_call @(\\w+)", txt)))
     print("TARGETS " + json.dumps(out))
 """)
 
 
 def test_gpu_and_tpu_programs_lower_without_the_native_cpu_calls(tmp_path):
-    """CI has no GPU: lowering a batched value-and-gradient of `simulate` for CUDA and TPU
-    from this CPU machine checks that their programs hold none of the CPU-only native calls
-    (tree solve, HH gate steps and their reverse steps), which the CPU program of the same
-    trace does hold. Equinox's runtime checks are host callbacks that need the target's
+    """CI has no GPU: lowering a batched value-and-gradient and a batched forward run of
+    `simulate` for CUDA and TPU from this CPU machine checks that their programs hold none of
+    the CPU-only native calls (tree solve, HH gate steps and their reverse steps, whole
+    forward runs), which the CPU programs of the same traces do hold. Equinox's runtime checks are host callbacks that need the target's
     runtime to lower, so they are lowered as NaN here (EQX_ON_ERROR=nan)."""
     script = tmp_path / "lower.py"
     script.write_text(_LOWER_SCRIPT)
@@ -294,11 +297,13 @@ def test_gpu_and_tpu_programs_lower_without_the_native_cpu_calls(tmp_path):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     targets = json.loads(out.stdout.split("TARGETS ", 1)[1])
-    for key in ("sequential/cuda", "sequential/tpu", "levels/cuda"):
+    for key in ("sequential/cuda", "sequential/tpu", "levels/cuda", "forward-sequential/cuda",
+                "forward-sequential/tpu", "forward-levels/cuda"):
         assert not [t for t in targets[key] if t.startswith("jaxdend")], (key, targets[key])
     if _have_compiler() and os.environ.get("JAXDEND_NATIVE") != "0":
         assert {"jaxdend_tree_solve_f64", "jaxdend_hh_gates_f64",
                 "jaxdend_hh_gates_vjp_f64"} <= set(targets["sequential/cpu"])
+        assert "jaxdend_hh_run_f64" in targets["forward-sequential/cpu"]
 
 
 @pytest.mark.skipif(os.environ.get("JAXDEND_NATIVE") == "0", reason="native code turned off")

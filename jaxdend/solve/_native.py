@@ -1,5 +1,5 @@
-"""The tree solve and the HH gate step as native CPU code, XLA FFI custom calls built on first
-use (one library from the sources in `native/`).
+"""The tree solve, the HH gate step and whole forward runs of HH cells as native CPU code, XLA
+FFI custom calls built on first use (one library from the sources in `native/`).
 
 On CPU, XLA runs the chain-reduction solve of `_tree.py` as about 60 small kernels per solve,
 and their launch cost, not the arithmetic, sets its speed (~10 ns per node on the 2-core dev
@@ -22,6 +22,10 @@ otherwise transpose their XLA formulas into a few dozen small kernels per step (
 1,016-compartment HH tree, value-and-gradient: 345 -> 272 ms for the gate step's, a further
 -3 to -7 % for the current's; see benchmarks/README.md). An earlier try that returned the gate
 step's twelve partial derivatives from native code for JAX to transpose was 2x slower.
+
+`native/hh_run.cc` runs every step of a forward simulation of a cell of HH and leak channels
+in one call (`_native_run.py` says when it applies; gradients keep the scan path), since
+each step's native calls and XLA loops cost more to launch than to run on small cells.
 
 Where it does not apply, everything still works with the XLA code:
 - ``JAXDEND_NATIVE=0`` in the environment turns it off;
@@ -49,8 +53,9 @@ import jax
 import numpy as np
 
 _SOURCES = tuple(Path(__file__).with_name("native") / f
-                 for f in ("tree_solve.cc", "hh_gates.cc"))
-_HEADERS = (Path(__file__).with_name("native") / "common.h",)  # included by the sources
+                 for f in ("tree_solve.cc", "hh_gates.cc", "hh_run.cc"))
+_HEADERS = tuple(Path(__file__).with_name("native") / f  # included by the sources
+                 for f in ("common.h", "hh.h", "tree.h"))
 # no trapping math / errno: lets the compiler vectorise branch-free selects (results unchanged)
 _FLAGS = ("-O3", "-shared", "-fPIC", "-std=c++17", "-fno-trapping-math", "-fno-math-errno", "-w")
 _TARGETS = {  # dtype -> (FFI target name, handler symbol)
@@ -72,6 +77,10 @@ _HH_CURRENT_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): HH cu
 _HH_STEP_CURRENT_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): see below
     np.dtype(np.float64): ("jaxdend_hh_step_current_vjp_f64", "JaxdendHHStepCurrentVjpF64"),
     np.dtype(np.float32): ("jaxdend_hh_step_current_vjp_f32", "JaxdendHHStepCurrentVjpF32"),
+}
+_HH_RUN_TARGETS = {  # dtype -> (FFI target name, handler symbol): whole forward runs (hh_run.cc)
+    np.dtype(np.float64): ("jaxdend_hh_run_f64", "JaxdendHHRunF64"),
+    np.dtype(np.float32): ("jaxdend_hh_run_f32", "JaxdendHHRunF32"),
 }
 _lock = threading.Lock()
 _status: dict[str, object] = {}
@@ -137,7 +146,8 @@ def available() -> bool:
                 for name, symbol in [*_TARGETS.values(), *_HH_TARGETS.values(),
                                      *_HH_VJP_TARGETS.values(),
                                      *_HH_CURRENT_VJP_TARGETS.values(),
-                                     *_HH_STEP_CURRENT_VJP_TARGETS.values()]:
+                                     *_HH_STEP_CURRENT_VJP_TARGETS.values(),
+                                     *_HH_RUN_TARGETS.values()]:
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)),
                                                 platform="cpu")
                 _status["lib"] = lib  # keep the library loaded
@@ -222,3 +232,21 @@ def hh_step_current_vjp(*args):
                             vmap_method="broadcast_all")
     res = call(*args)
     return (*res[:4], res[10], *res[4:10])
+
+
+def hh_run(state, params, k, amps, *, parent, up, down, clamp_node, probe, steps, every,
+           crank, delta):
+    """A whole forward run of a cell of HH and leak channels (`native/hh_run.cc`, whose header
+    lists the arguments): `state` (v, m, h, n), `params` the ten per-node arrays, `k` = dt q10
+    (ms), `amps` (steps, clamps) clamp currents (nA); returns the recordings
+    (steps / every, probes) in mV and the final v, m, h, n. Batched under vmap."""
+    v = state[0]
+    name, _ = _HH_RUN_TARGETS[np.dtype(v.dtype)]
+    rec = jax.ShapeDtypeStruct((steps // every, len(probe)), v.dtype)
+    node = jax.ShapeDtypeStruct(v.shape, v.dtype)
+    call = jax.ffi.ffi_call(name, (rec, node, node, node, node), vmap_method="broadcast_all")
+    out = call(*state, *params, k, amps, parent=parent, up=up, down=down,
+               clamp_node=np.asarray(clamp_node, np.int64), probe=np.asarray(probe, np.int64),
+               steps=np.int64(steps), every=np.int64(every), crank=bool(crank),
+               delta=bool(delta))
+    return out[0], tuple(out[1:])

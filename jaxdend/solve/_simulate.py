@@ -18,6 +18,7 @@ from jaxtyping import Array, Float
 
 from .._cell import Cell, Probe
 from ..stimulus import as_stimulus
+from . import _native_run
 from ._solvers import BackwardEuler, CableTerm, is_cable_solver
 from ._tree import SOLVE_NAME
 
@@ -281,7 +282,23 @@ def simulate(
 
 
 def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint):
-    cell = term.cell
+    core = functools.partial(_scan_core, solver=solver, t0=t0, dt=dt, n_steps=n_steps,
+                             every=every, probes=probes, checkpoint=checkpoint)
+    # on CPU, cells of HH and leaks take their values from one native call
+    native = _native_run.plan(term, solver, y0, t0, dt, n_steps, every, probes, core)
+    y1, recs = (native or core)(term, y0)
+    first = _extractor(term.cell, probes)(y0)
+    recs = {k: jnp.concatenate([first[k][None], recs[k]], axis=0) for k in recs}
+    leaves = jax.tree_util.tree_leaves((y1, recs))
+    bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves if eqx.is_inexact_array(x)]))
+    # on both outputs: a caller keeping only the recordings must still get the error
+    y1, recs = eqx.error_if((y1, recs), bad, _NONFINITE)
+    ts = t0 + dt * every * jnp.arange(n_steps // every + 1)
+    return Solution(ts, recs, y1, {"num_steps": n_steps})
+
+
+def _extractor(cell: Cell, probes: dict[str, Probe]):
+    """The function state -> recordings (name -> values at the probed nodes)."""
     # Voltage probes on membrane nodes read the state directly: junction_average leaves
     # those nodes unchanged, and skipping it keeps it (and its adjoint) out of every step.
     junction = np.asarray(cell.comps.is_junction)
@@ -302,6 +319,14 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
             out.update(_extract(cell, rest, y))
         return {k: out[k] for k in probes}
 
+    return extract
+
+
+def _scan_core(term, y0, *, solver, t0, dt, n_steps, every, probes, checkpoint):
+    """The steps of `_simulate_scan` as a ``lax.scan``: (final state, recordings after every
+    `every`-th step, name -> (n_steps / every, nodes))."""
+    cell = term.cell
+    extract = _extractor(cell, probes)
     tables = solver.tables(cell, dt)  # gate tables (if any) once per run, not per step
     matrix = solver.matrix(cell, dt)  # and the loop-invariant parts of the cable matrix
     pack, unpack = _gate_packing(cell, tables)
@@ -382,15 +407,7 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint)
         recs = {k: r.reshape((n_blocks,) + r.shape[2:]) for k, r in recs.items()}
     else:
         y1, recs = blocks(pack(y0), 0, n_blocks)
-    y1 = unpack(y1)
-    first = extract(y0)
-    recs = {k: jnp.concatenate([first[k][None], recs[k]], axis=0) for k in recs}
-    leaves = jax.tree_util.tree_leaves((y1, recs))
-    bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves if eqx.is_inexact_array(x)]))
-    # on both outputs: a caller keeping only the recordings must still get the error
-    y1, recs = eqx.error_if((y1, recs), bad, _NONFINITE)
-    ts = t0 + dt * every * jnp.arange(n_steps // every + 1)
-    return Solution(ts, recs, y1, {"num_steps": n_steps})
+    return unpack(y1), recs
 
 
 def _checkpoint_plan(cell: Cell, tables, v):

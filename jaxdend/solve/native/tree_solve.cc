@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common.h"
+#include "tree.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -39,32 +40,9 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-template <typename T>
-void SolveOne(int64_t n, const int64_t* parent, const int64_t* up, const int64_t* down,
-              const T* d_in, const T* g, const T* b_in, T* v, T* inv_d) {
-  // v doubles as the eliminated right-hand side until the substitution overwrites it
-  for (int64_t i = 0; i < n; ++i) {
-    inv_d[i] = d_in[i];
-    v[i] = b_in[i];
-  }
-  for (int64_t k = 0; k < n - 1; ++k) {
-    const int64_t i = up[k];
-    const int64_t p = parent[i];
-    const T r = T(1) / inv_d[i];
-    const T f = g[i] * r;
-    inv_d[i] = r;
-    inv_d[p] -= g[i] * f;
-    v[p] += f * v[i];
-  }
-  v[0] = v[0] / inv_d[0];
-  for (int64_t k = 0; k < n - 1; ++k) {
-    const int64_t i = down[k];
-    v[i] = (v[i] + g[i] * v[parent[i]]) * inv_d[i];
-  }
-}
-
-// Systems solved side by side in a batch (see SolveLanes).
-constexpr int64_t kLanes = 8;
+using jaxdend::kLanes;
+using jaxdend::SolveLanesInPlace;
+using jaxdend::SolveOne;
 
 // A vector shuffle (GCC / Clang vector extensions): the elements at the indices `...` of
 // a and b laid end to end
@@ -131,22 +109,7 @@ JAXDEND_CLONES void SolveLanes(int64_t n, int64_t first, int64_t count, const in
       for (int64_t l = 0; l < kLanes; ++l) dst[i * kLanes + l] = src[o[l] + i];
     }
   }
-  for (int64_t k = 0; k < n - 1; ++k) {
-    const int64_t i = up[k] * kLanes;
-    const int64_t p = parent[up[k]] * kLanes;
-    const V r = T(1) / load(inv_d + i);
-    const V gi = load(g + i);
-    const V f = gi * r;
-    store(inv_d + i, r);
-    store(inv_d + p, load(inv_d + p) - gi * f);
-    store(x + p, load(x + p) + f * load(x + i));
-  }
-  store(x, load(x) / load(inv_d));
-  for (int64_t k = 0; k < n - 1; ++k) {
-    const int64_t i = down[k] * kLanes;
-    const int64_t p = parent[down[k]] * kLanes;
-    store(x + i, (load(x + i) + load(g + i) * load(x + p)) * load(inv_d + i));
-  }
+  SolveLanesInPlace<T>(n, parent, up, down, inv_d, x, g);
   if (first + kLanes <= count) {
     for (int64_t i = 0; i < whole; i += kLanes) {
       V r[kLanes];

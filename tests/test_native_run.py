@@ -1,0 +1,136 @@
+"""Whole forward runs in one native call (`jaxdend.solve._native_run`, `native/hh_run.cc`):
+the same values as the scan path, the same gradients, and the scan path wherever the run
+does not fit."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _helpers import hh_cell, to_float32
+
+import jaxdend as jd
+from jaxdend.solve import _native
+
+pytestmark = pytest.mark.skipif(not _native.available(), reason="native code not built")
+
+
+def _scan_values(fn, *args):
+    """fn's values from the scan path: a JVP takes the custom rule, which is the scan path's."""
+    return jax.jvp(fn, args, tuple(jax.tree_util.tree_map(jnp.zeros_like, a) for a in args))[0]
+
+
+def _native_in(fn, *args) -> bool:
+    return "jaxdend_hh_run" in jax.jit(fn).lower(*args).as_text()
+
+
+def _mixed_cell():
+    """Reduced pyramidal cell: HH on the soma and basal dendrites only, two leaks elsewhere
+    (overlapping on the soma), per-node g_na."""
+    cell = jd.Cell(jd.discretize(jd.reduced_pyramidal(), nseg=3), cm=1.0, ra=150.0)
+    cell = cell.insert(jd.channels.HH(), where="soma").insert(jd.channels.HH(), where="basal")
+    cell = cell.insert(jd.channels.Leak(g=5e-5, e=-65.0), where="apical")
+    cell = cell.insert(jd.channels.Leak(g=2e-5, e=-80.0))
+    g_na = 0.12 * (1.0 + 0.1 * np.sin(np.arange(cell.n)))
+    return cell.set("HH.g_na", g_na, where="soma").set("celsius", 16.3)
+
+
+STIM = [jd.stimulus.step(0, 0.8, 2.0, 30.0), jd.stimulus.ramp(5, 0.0, 0.4, 1.0, 20.0),
+        jd.stimulus.step(0, 0.2, 10.0, 5.0)]
+
+
+@pytest.mark.parametrize("solver", [jd.BackwardEuler(), jd.CrankNicolson()])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_values_equal_the_scan_path(solver, dtype):
+    cell = _mixed_cell()
+    if dtype == "float32":
+        cell = to_float32(cell)
+    record = {"soma": cell.probe("v", "soma"), "tips": cell.probe("v", index=[7, 20, 33])}
+
+    def run(amp):
+        stim = [*STIM, jd.stimulus.step(20, amp, 0.0, 1e9)]
+        sol = jd.simulate(cell, stim, t1=40.0, dt=0.025, t0=0.0, record=record, record_every=4)
+        return sol.recordings, sol.final_state
+
+    with jax.enable_x64(dtype == "float64"):  # float32 runs as on a GPU: 64-bit JAX off
+        amp = jnp.asarray(0.1, dtype)
+        assert _native_in(run, amp)
+        rec, final = jax.jit(run)(amp)
+        rec0, final0 = jax.jit(lambda a: _scan_values(run, a))(amp)
+    assert rec["soma"].shape == (401, 1) and rec["tips"].shape == (401, 3)
+    assert rec["soma"].dtype == np.dtype(dtype)
+    assert np.max(rec["soma"]) > 0.0  # it spikes
+    tol = 1e-9 if dtype == "float64" else 2e-3  # mV: round-off (a few additions reordered)
+    for a, b in zip(jax.tree_util.tree_leaves((rec, final)),
+                    jax.tree_util.tree_leaves((rec0, final0))):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=tol)
+
+
+def test_batch_elements_equal_lone_runs_bit_for_bit():
+    """Whole groups of eight cells run side by side, the rest one at a time: either way a
+    cell's trace does not depend on the batch it runs in."""
+    cell = hh_cell(jd.reduced_pyramidal(), nseg=3)
+
+    def run(scale, amp):
+        c = cell.set("HH.g_na", 0.12 * scale)
+        return jd.simulate(c, jd.stimulus.step(0, amp, 1.0, 1e9), t1=15.0)["v"][:, 0]
+
+    scale, amp = jnp.linspace(0.8, 1.2, 13), jnp.linspace(0.5, 1.5, 13)
+    batch = np.asarray(jax.jit(jax.vmap(run))(scale, amp))
+    lone = jax.jit(run)
+    for i in (0, 7, 8, 12):  # first group, its last lane, the remainder
+        np.testing.assert_array_equal(batch[i], np.asarray(lone(scale[i], amp[i])))
+    ref = np.asarray(jax.jit(jax.vmap(lambda s, a: _scan_values(run, s, a)))(scale, amp))
+    np.testing.assert_allclose(batch, ref, rtol=0, atol=1e-9)
+    assert len({int(np.sum(np.diff((b > 0).astype(int)) == 1)) for b in batch}) > 1
+
+
+def test_gradient_through_the_scan_path():
+    """Values from the native run, derivatives from the scan path's rule: the gradient equals
+    central differences of the (native) values."""
+    cell = hh_cell(jd.reduced_pyramidal(), nseg=3)
+
+    def loss(g):
+        v = jd.simulate(cell.set("HH.g_na", g), jd.stimulus.step(0, 1.0, 1.0, 1e9), t1=12.0)["v"]
+        return jnp.mean(v ** 2)
+
+    g0, eps = 0.12, 1e-6
+    grad = jax.jit(jax.grad(loss))(g0)
+    fd = (jax.jit(loss)(g0 + eps) - jax.jit(loss)(g0 - eps)) / (2 * eps)
+    np.testing.assert_allclose(float(grad), float(fd), rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["rate_table", "gate_probe", "junction_probe", "levels",
+                                  "synapses", "ih"])
+def test_other_runs_take_the_scan_path(case):
+    cell = hh_cell(jd.reduced_pyramidal(), nseg=3)
+    kwargs = {}
+    if case == "rate_table":
+        kwargs["solver"] = jd.BackwardEuler(rate_table=jd.RateTable())
+    elif case == "gate_probe":
+        kwargs["record"] = cell.probe("HH.m", "soma")
+    elif case == "junction_probe":  # zero-area node 16: its voltage is a neighbour average
+        kwargs["record"] = cell.probe("v", index=[16])
+    elif case == "levels":
+        cell = jd.Cell(cell.comps, cm=1.0, ra=100.0, schedule="levels").insert(jd.channels.HH())
+    elif case == "synapses":
+        cell = cell.add_synapses("ampa", jd.synapses.AMPA(), [3])
+    else:
+        cell = cell.insert(jd.channels.Ih())
+    stim = jd.stimulus.step(0, 1.0, 1.0, 1e9)
+
+    def run(amp):
+        return jd.simulate(cell, [stim, jd.stimulus.step(0, amp, 0.0, 1.0)], t1=2.0, **kwargs)
+
+    assert not _native_in(lambda a: run(a).recordings, 0.1)
+
+
+def test_native_run_reports_nan():
+    """A NaN made inside the native run still raises simulate's error."""
+    cell = hh_cell(jd.reduced_pyramidal(), nseg=3)
+    run = jax.jit(lambda amp: jd.simulate(cell, jd.stimulus.step(0, amp, 1.0, 1e9), t1=2.0)["v"])
+    assert _native_in(run, 1.0)
+    with pytest.raises(Exception, match="NaN or inf"):
+        jax.block_until_ready(run(jnp.inf))
