@@ -288,8 +288,9 @@ def test_gpu_and_tpu_programs_lower_without_the_native_cpu_calls(tmp_path):
     """CI has no GPU: lowering a batched value-and-gradient and a batched forward run of
     `simulate` for CUDA and TPU from this CPU machine checks that their programs hold none of
     the CPU-only native calls (tree solve, HH gate steps and their reverse steps, whole
-    forward runs), which the CPU programs of the same traces do hold. Equinox's runtime checks are host callbacks that need the target's
-    runtime to lower, so they are lowered as NaN here (EQX_ON_ERROR=nan)."""
+    forward runs), which the CPU programs of the same traces do hold. Equinox's runtime
+    checks are host callbacks that need the target's runtime to lower, so they are lowered as
+    NaN here (EQX_ON_ERROR=nan)."""
     script = tmp_path / "lower.py"
     script.write_text(_LOWER_SCRIPT)
     env = dict(os.environ, EQX_ON_ERROR="nan")
