@@ -238,12 +238,15 @@ def _compile_and_time(jitted, args, repeats: int, budget_s: float = 0.0):
     return compile_s, best_s, out, compiled
 
 
-def auto_width(devices, n_nodes: int, batch: int):
-    """`jaxdend.batch.sweep`'s default vmap width for `batch` variants over `devices`."""
+def auto_width(devices, cell, batch: int):
+    """`jaxdend.batch.sweep`'s default vmap width for `batch` variants of `cell` over
+    `devices`."""
     from jaxdend.batch import batch_mesh
     from jaxdend.batch._sweep import _auto_width  # the sweep's own rule, not a copy
+    from jaxdend.solve._native_run import cell_fits
 
-    return _auto_width("auto", batch_mesh(list(devices)), n_nodes, -(-batch // len(devices)))
+    return _auto_width("auto", batch_mesh(list(devices)), cell.n, -(-batch // len(devices)),
+                       cell_fits(cell))
 
 
 def _programs(cell, amp, steps, devices, n_batch, checkpoint=True, width="auto"):
@@ -265,7 +268,7 @@ def _programs(cell, amp, steps, devices, n_batch, checkpoint=True, width="auto")
         return jd.simulate(c, stim, t1=steps * DT, dt=DT, record=rec,
                            checkpoint=checkpoint)["v"][:, 0]
 
-    width = auto_width(devices, cell.n, n_batch) if width == "auto" else width
+    width = auto_width(devices, cell, n_batch) if width == "auto" else width
     vf = batch.sharded_vmap(one, list(devices), in_axes=(None, 0), vmap_width=width)
     fwd = eqx.filter_jit(vf)
 
@@ -288,7 +291,7 @@ def _jaxdend_rows(case, cell, amp, n_comp, runs, devices, dtype, schedule,
     rows = []
     for b, width in runs:
         s = jnp.linspace(0.9, 1.1, b, dtype=dt_np) if b > 1 else jnp.ones((1,), dt_np)
-        w_used = auto_width(devices, cell.n, b) if width == "auto" else width
+        w_used = auto_width(devices, cell, b) if width == "auto" else width
         fwd, grad = _programs(cell, amp, STEPS, devices, b, width=width)
         modes = ["forward"]
         if width == "auto" and (b in grad_batches if grad_batches is not None else
@@ -348,7 +351,7 @@ def child_jaxdend(cfg: dict) -> dict:
                 for b, widths in ((100, (1, 4, 16, None)), (1000, (5, 16, None)),
                                   (10000, (1000, None))):
                     if b in batches:
-                        runs += [(b, w) for w in widths if w != auto_width([dev], cell.n, b)]
+                        runs += [(b, w) for w in widths if w != auto_width([dev], cell, b)]
             rows += _jaxdend_rows(case, cell, amp, n_comp, runs, [dev], cfg["dtype"],
                                   schedule, grads[0] if grads else None)
         other = "levels" if schedule == "sequential" else "sequential"

@@ -37,21 +37,27 @@ def native_cpu(xla: Callable, native: Callable, supported: Callable) -> Callable
     return fn
 
 
-def linear_map(name: str, forward: Callable, transpose: Callable, n_res: int) -> Callable:
+def linear_map(name: str, forward: Callable, transpose: Callable, n_res: int | None,
+               shapes: Callable | None = None) -> Callable:
     """A primitive ``f(*res, *lin, **params) = forward(*res, *lin, **params)`` (a tuple of
     arrays), linear in the arguments after the first `n_res`, whose reverse-mode transpose is
     ``transpose(*res, *cts, **params)`` (the cotangents of the linear arguments) instead of
-    the transpose of `forward`'s formulas. `params` are static (hashable) settings. Evaluated,
-    lowered and forward-differentiated through `forward`; batched by giving every argument
-    the batch axis in front (so `forward` and `transpose` must accept leading batch axes).
-    Returns its bind function."""
+    the transpose of `forward`'s formulas. `params` are static (hashable) settings; with
+    ``n_res=None`` the number of non-linear arguments is the bind parameter ``n_res`` (also
+    passed on to `forward` and `transpose`). Evaluated, lowered and forward-differentiated
+    through `forward`; batched by giving every argument the batch axis in front (so `forward`
+    and `transpose` must accept leading batch axes). `shapes(*args, **params)`: the outputs'
+    shapes and dtypes (`jax.ShapeDtypeStruct`s), when cheaper than tracing `forward` for
+    them. Returns its bind function."""
     prim = Primitive(name)
     prim.multiple_results = True
+    fixed_res = n_res
 
     def out_avals(*args, **params):
         specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args]
-        return [ShapedArray(o.shape, o.dtype)
-                for o in jax.eval_shape(lambda *a: forward(*a, **params), *specs)]
+        outs = (shapes(*specs, **params) if shapes is not None
+                else jax.eval_shape(lambda *a: forward(*a, **params), *specs))
+        return [ShapedArray(o.shape, o.dtype) for o in outs]
 
     def batch_rule(args, dims, **params):
         size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
@@ -64,6 +70,7 @@ def linear_map(name: str, forward: Callable, transpose: Callable, n_res: int) ->
         return jax.jvp(lambda *a: list(forward(*a, **params)), tuple(primals), tangents)
 
     def transpose_rule(cts, *args, **params):
+        n_res = params["n_res"] if fixed_res is None else fixed_res
         res, lin = args[:n_res], args[n_res:]
         if any(ad.is_undefined_primal(x) for x in res):
             raise NotImplementedError(f"{name} is linear in its last {len(lin)} arguments only")

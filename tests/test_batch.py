@@ -112,7 +112,7 @@ def test_chunks_compile_once_and_equal_one_chunk(cell):
 
 def test_auto_vmap_width_rule_on_cpu(monkeypatch):
     """With the native CPU tree solve: one vmap over a device's block in groups of at most
-    6,000 nodes. With the XLA solve: groups of ~256 nodes' worth, one vmap once the block
+    6,000 nodes (cells of one native run: whole multiples of eight variants). With the XLA solve: groups of ~256 nodes' worth, one vmap once the block
     holds >= 20,000 nodes of cells of up to 512 nodes (measured faster, batch/_sweep.py)."""
     from jaxdend.batch import _sweep
     from jaxdend.batch._sweep import _auto_width
@@ -127,7 +127,15 @@ def test_auto_vmap_width_rule_on_cpu(monkeypatch):
     assert _auto_width("auto", mesh, 1080, 100) == 5
     assert _auto_width("auto", mesh, 1953, 100) == 3
     assert _auto_width("auto", mesh, 600_000, 3) == 1
+    # cells of one native run (HH and leaks): whole multiples of eight, at least eight
+    assert _auto_width("auto", mesh, 50, 10_000, native_run=True) == 120
+    assert _auto_width("auto", mesh, 50, 100, native_run=True) is None
+    assert _auto_width("auto", mesh, 1080, 100, native_run=True) == 8
+    assert _auto_width("auto", mesh, 1080, 8, native_run=True) is None
+    assert _auto_width("auto", mesh, 700, 100, native_run=True) == 8
+    assert _auto_width("auto", mesh, 40, 10_000, native_run=True) == 144
     monkeypatch.setattr(_sweep._native, "available", lambda: False)
+    assert _auto_width("auto", mesh, 1080, 100, native_run=True) == 1  # no native code
     assert _auto_width("auto", mesh, 50, 10) == 5
     assert _auto_width("auto", mesh, 50, 399) == 5
     assert _auto_width("auto", mesh, 50, 400) is None  # 20,000 nodes
@@ -284,8 +292,11 @@ def test_nested_checkpoint_memory_grows_sublinearly(cell):
 
     def temp(t1, checkpoint):
         def loss(g):
+            # recording a gate keeps the scan path (HH cells recording only voltages take
+            # their gradients from the native reverse run, O(sqrt(n)) whatever `checkpoint`)
+            record = {"v": cell.probe("v", "soma"), "m": cell.probe("HH.m", "soma")}
             sol = jd.simulate(cell.set("HH.g_na", g), jd.stimulus.step(0, 0.5, 2.0, 1e9),
-                              t1=t1, checkpoint=checkpoint, record_every=10)
+                              t1=t1, checkpoint=checkpoint, record_every=10, record=record)
             return jnp.mean(sol["v"] ** 2)
 
         compiled = jax.jit(jax.value_and_grad(loss)).lower(0.12).compile()

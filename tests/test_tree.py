@@ -266,18 +266,24 @@ _LOWER_SCRIPT = textwrap.dedent("""
         cell = jd.Cell(comps, schedule=sched).insert(jd.channels.HH())
         g0 = cell.get("HH.g_na")
 
-        def loss(s, cell=cell, g0=g0):
+        def loss(s, cell=cell, g0=g0, gate=False):
             def one(s):
                 c = cell.set("HH.g_na", g0 * s)
+                rec = {"v": c.probe("v", index=0)}
+                if gate:  # a gate recorded: the scan path, its steps native calls on CPU
+                    rec["m"] = c.probe("HH.m", index=0)
                 return jd.simulate(c, jd.stimulus.step(0, 0.5), t1=0.25, dt=0.025,
-                                   record=c.probe("v", index=0))["v"]
+                                   record=rec)["v"]
             return jnp.sum(jax.vmap(one)(s) ** 2)
 
         s = jnp.linspace(0.9, 1.1, 4)
-        traced = jax.jit(jax.value_and_grad(loss)).trace(s)
-        forward = jax.jit(lambda s: loss(s)).trace(s)  # values: one native run on CPU
+        programs = {  # voltages only: one native run (and its reverse) on CPU
+            sched: jax.jit(jax.value_and_grad(loss)).trace(s),
+            "forward-" + sched: jax.jit(lambda s: loss(s)).trace(s),
+            "steps-" + sched: jax.jit(jax.value_and_grad(
+                lambda s: loss(s, gate=True))).trace(s)}
         for plat in plats:
-            for key, tr in ((sched, traced), ("forward-" + sched, forward)):
+            for key, tr in programs.items():
                 txt = tr.lower(lowering_platforms=(plat,)).as_text()
                 out[key + "/" + plat] = sorted(set(re.findall(r"custom_call @(\\w+)", txt)))
     print("TARGETS " + json.dumps(out))
@@ -287,8 +293,8 @@ _LOWER_SCRIPT = textwrap.dedent("""
 def test_gpu_and_tpu_programs_lower_without_the_native_cpu_calls(tmp_path):
     """CI has no GPU: lowering a batched value-and-gradient and a batched forward run of
     `simulate` for CUDA and TPU from this CPU machine checks that their programs hold none of
-    the CPU-only native calls (tree solve, HH gate steps and their reverse steps, whole
-    forward runs), which the CPU programs of the same traces do hold. Equinox's runtime
+    the CPU-only native calls (tree solve, HH gate steps and their reverse steps, whole runs
+    and their reverse), which the CPU programs of the same traces do hold. Equinox's runtime
     checks are host callbacks that need the target's runtime to lower, so they are lowered as
     NaN here (EQX_ON_ERROR=nan)."""
     script = tmp_path / "lower.py"
@@ -298,12 +304,13 @@ def test_gpu_and_tpu_programs_lower_without_the_native_cpu_calls(tmp_path):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     targets = json.loads(out.stdout.split("TARGETS ", 1)[1])
-    for key in ("sequential/cuda", "sequential/tpu", "levels/cuda", "forward-sequential/cuda",
-                "forward-sequential/tpu", "forward-levels/cuda"):
-        assert not [t for t in targets[key] if t.startswith("jaxdend")], (key, targets[key])
+    for key in targets:
+        if not key.endswith("/cpu"):
+            assert not [t for t in targets[key] if t.startswith("jaxdend")], (key, targets[key])
     if _have_compiler() and os.environ.get("JAXDEND_NATIVE") != "0":
         assert {"jaxdend_tree_solve_f64", "jaxdend_hh_gates_f64",
-                "jaxdend_hh_gates_vjp_f64"} <= set(targets["sequential/cpu"])
+                "jaxdend_hh_gates_vjp_f64"} <= set(targets["steps-sequential/cpu"])
+        assert {"jaxdend_hh_run_f64", "jaxdend_hh_run_vjp_f64"} <= set(targets["sequential/cpu"])
         assert "jaxdend_hh_run_f64" in targets["forward-sequential/cpu"]
 
 
@@ -410,8 +417,11 @@ def test_native_reverse_steps_of_hh_are_used_on_cpu_and_equal_the_xla_formulas()
 
     cell = jd.Cell(jd.discretize(jd.y_cell(), nseg=3)).insert(jd.channels.HH())
     stim = jd.stimulus.step(0, 0.3, 1.0, 3.0)
-    grad = jax.jit(jax.grad(
-        lambda g: jnp.sum(jd.simulate(cell.set("HH.g_na", g), stim, t1=5.0)["v"] ** 2)))
+    # recording a gate keeps the scan path, whose steps these are (voltages alone: the native
+    # reverse run of `jaxdend.solve._native_run`)
+    record = {"v": cell.probe("v", "soma"), "m": cell.probe("HH.m", "soma")}
+    grad = jax.jit(jax.grad(lambda g: jnp.sum(jd.simulate(cell.set("HH.g_na", g), stim, t1=5.0,
+                                                          record=record)["v"] ** 2)))
     hlo = grad.lower(0.12).compile().as_text()
     assert "jaxdend_hh_gates_vjp_f64" in hlo and "jaxdend_hh_current_vjp_f64" in hlo
     # between the steps of a checkpointed unit: the gate step and the next current in one

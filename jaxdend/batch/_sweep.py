@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._cell import Cell
-from ..solve import _native, simulate
+from ..solve import _native, _native_run, simulate
 from ..stimulus import CurrentClamp, Stimulus, as_stimulus
 from ..synapses import Input, SpikeTrains
 from ._shard import batch_mesh, chunk_size, n_devices, pad_batch, shard_batch, sharded_vmap
@@ -448,16 +448,26 @@ _CPU_WIDE_MAX_NODES = 512
 _CPU_WIDE_NODES = 20_000
 _CPU_WIDE_GROUP_NODES = 100_000
 _CPU_NATIVE_GROUP_NODES = 6_000
+# Cells whose runs are one native call (`jaxdend.solve._native_run`: HH and leaks) run eight
+# variants side by side in it, so their groups are whole multiples of eight (at least eight:
+# session 14, by hand, forward of the 1,080-node tree x 100, float64: eight side by side
+# 106-120 against 88-93 Mcs/s one at a time, as groups of 5 of the rule above ran).
+_NATIVE_RUN_LANES = 8
 
 
-def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int):
+def _auto_width(vmap_width, mesh, n_nodes: int, per_device: int, native_run: bool = False):
     """Variants per vmap group for a block of `per_device` variants per device: "auto" ->
-    the rule above on CPU, everything elsewhere."""
+    the rule above on CPU, everything elsewhere. `native_run`: the cell's runs take the
+    native path of `jaxdend.solve._native_run` (groups in whole multiples of eight)."""
     if vmap_width == "auto":
         cpu = all(d.platform == "cpu" for d in mesh.devices.flat)
         if not cpu:
             return None
         n_nodes = max(1, int(n_nodes))
+        if _native.available() and native_run:
+            lanes = _NATIVE_RUN_LANES
+            width = max(lanes, _CPU_NATIVE_GROUP_NODES // n_nodes // lanes * lanes)
+            return None if per_device <= width else width
         if _native.available():
             group = _CPU_NATIVE_GROUP_NODES
         elif n_nodes <= _CPU_WIDE_MAX_NODES and per_device * n_nodes >= _CPU_WIDE_NODES:
@@ -478,7 +488,9 @@ def _execute(shared: dict, items: dict, n: int, batch_size, devices, dtype, labe
     mesh = batch_mesh(devices)
     k = n_devices(mesh)
     size = chunk_size(n, batch_size, k)
-    width = _auto_width(vmap_width, mesh, n_nodes, size // k)
+    cell = shared.get("cell")
+    native_run = isinstance(cell, Cell) and _native_run.cell_fits(cell)
+    width = _auto_width(vmap_width, mesh, n_nodes, size // k, native_run)
     n_chunks = int(math.ceil(n / size))
     items, _ = pad_batch(items, size) if items else (items, n)
     if dtype == np.float32:

@@ -23,9 +23,9 @@ otherwise transpose their XLA formulas into a few dozen small kernels per step (
 -3 to -7 % for the current's; see benchmarks/README.md). An earlier try that returned the gate
 step's twelve partial derivatives from native code for JAX to transpose was 2x slower.
 
-`native/hh_run.cc` runs every step of a forward simulation of a cell of HH and leak channels
-in one call (`_native_run.py` says when it applies; gradients keep the scan path), since
-each step's native calls and XLA loops cost more to launch than to run on small cells.
+`native/hh_run.cc` runs every step of a simulation of a cell of HH and leak channels in one
+call, and its reverse (the gradient) in another (`_native_run.py` says when they apply),
+since each step's native calls and XLA loops cost more to launch than to run on small cells.
 
 Where it does not apply, everything still works with the XLA code:
 - ``JAXDEND_NATIVE=0`` in the environment turns it off;
@@ -78,9 +78,13 @@ _HH_STEP_CURRENT_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): 
     np.dtype(np.float64): ("jaxdend_hh_step_current_vjp_f64", "JaxdendHHStepCurrentVjpF64"),
     np.dtype(np.float32): ("jaxdend_hh_step_current_vjp_f32", "JaxdendHHStepCurrentVjpF32"),
 }
-_HH_RUN_TARGETS = {  # dtype -> (FFI target name, handler symbol): whole forward runs (hh_run.cc)
-    np.dtype(np.float64): ("jaxdend_hh_run_f64", "JaxdendHHRunF64"),
-    np.dtype(np.float32): ("jaxdend_hh_run_f32", "JaxdendHHRunF32"),
+_HH_RUN_TARGETS = {  # dtype -> (FFI target names) of whole runs and their reverse (hh_run.cc)
+    np.dtype(np.float64): ("jaxdend_hh_run_f64", "jaxdend_hh_run_vjp_f64"),
+    np.dtype(np.float32): ("jaxdend_hh_run_f32", "jaxdend_hh_run_vjp_f32"),
+}
+_HH_RUN_SYMBOLS = {  # FFI target name -> handler symbol
+    "jaxdend_hh_run_f64": "JaxdendHHRunF64", "jaxdend_hh_run_vjp_f64": "JaxdendHHRunVjpF64",
+    "jaxdend_hh_run_f32": "JaxdendHHRunF32", "jaxdend_hh_run_vjp_f32": "JaxdendHHRunVjpF32",
 }
 _lock = threading.Lock()
 _status: dict[str, object] = {}
@@ -147,7 +151,7 @@ def available() -> bool:
                                      *_HH_VJP_TARGETS.values(),
                                      *_HH_CURRENT_VJP_TARGETS.values(),
                                      *_HH_STEP_CURRENT_VJP_TARGETS.values(),
-                                     *_HH_RUN_TARGETS.values()]:
+                                     *_HH_RUN_SYMBOLS.items()]:
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)),
                                                 platform="cpu")
                 _status["lib"] = lib  # keep the library loaded
@@ -234,19 +238,44 @@ def hh_step_current_vjp(*args):
     return (*res[:4], res[10], *res[4:10])
 
 
-def hh_run(state, params, k, amps, *, parent, up, down, clamp_node, probe, steps, every,
-           crank, delta):
+def hh_run(state, params, k, amps, *, unit=0, **attrs):
     """A whole forward run of a cell of HH and leak channels (`native/hh_run.cc`, whose header
     lists the arguments): `state` (v, m, h, n), `params` the ten per-node arrays, `k` = dt q10
-    (ms), `amps` (steps, clamps) clamp currents (nA); returns the recordings
-    (steps / every, probes) in mV and the final v, m, h, n. Batched under vmap."""
+    (ms), `amps` (steps, clamps) clamp currents (nA); `attrs`: parent, up, down, clamp_node,
+    probe, steps, every, crank, delta. Returns the recordings (steps / every, probes) in mV,
+    the final (v, m, h, n) and, with `unit` > 0, the states before every `unit`-th step
+    (units, 4, n). Batched under vmap."""
     v = state[0]
     name, _ = _HH_RUN_TARGETS[np.dtype(v.dtype)]
-    rec = jax.ShapeDtypeStruct((steps // every, len(probe)), v.dtype)
+    steps, every = attrs["steps"], attrs["every"]
     node = jax.ShapeDtypeStruct(v.shape, v.dtype)
-    call = jax.ffi.ffi_call(name, (rec, node, node, node, node), vmap_method="broadcast_all")
-    out = call(*state, *params, k, amps, parent=parent, up=up, down=down,
-               clamp_node=np.asarray(clamp_node, np.int64), probe=np.asarray(probe, np.int64),
-               steps=np.int64(steps), every=np.int64(every), crank=bool(crank),
-               delta=bool(delta))
-    return out[0], tuple(out[1:])
+    outs = [jax.ShapeDtypeStruct((steps // every, len(attrs["probe"])), v.dtype), *[node] * 4]
+    if unit:
+        outs.append(jax.ShapeDtypeStruct((-(-steps // unit), 4, v.shape[-1]), v.dtype))
+    call = jax.ffi.ffi_call(name, tuple(outs), vmap_method="broadcast_all")
+    out = call(*state, *params, k, amps, unit=np.int64(unit), **_run_attrs(attrs))
+    return (out[0], tuple(out[1:5])) + ((out[5],) if unit else ())
+
+
+def hh_run_vjp(params, k, amps, starts, rec_ct, final_ct, *, unit, **attrs):
+    """The reverse step of `hh_run` (with the same `attrs` and `unit`, `starts` its states at
+    the units' starts): from the cotangents of the recordings and of the final (v, m, h, n),
+    those of the initial state (4 arrays), the ten node parameters, k and the clamp currents.
+    Batched under vmap."""
+    v = final_ct[0]
+    _, name = _HH_RUN_TARGETS[np.dtype(v.dtype)]
+    node = jax.ShapeDtypeStruct(v.shape, v.dtype)
+    outs = ([node] * 14 + [jax.ShapeDtypeStruct(k.shape, k.dtype),
+                           jax.ShapeDtypeStruct(amps.shape, amps.dtype)])
+    call = jax.ffi.ffi_call(name, tuple(outs), vmap_method="broadcast_all")
+    out = call(*params, k, amps, starts, rec_ct, *final_ct, unit=np.int64(unit),
+               **_run_attrs(attrs))
+    return tuple(out[:4]), tuple(out[4:14]), out[14], out[15]
+
+
+def _run_attrs(attrs):
+    return dict(parent=attrs["parent"], up=attrs["up"], down=attrs["down"],
+                clamp_node=np.asarray(attrs["clamp_node"], np.int64),
+                probe=np.asarray(attrs["probe"], np.int64), steps=np.int64(attrs["steps"]),
+                every=np.int64(attrs["every"]), crank=bool(attrs["crank"]),
+                delta=bool(attrs["delta"]))

@@ -216,7 +216,10 @@ def simulate(
             ``jaxdend.solve._simulate._checkpoint_plan``); "nested": also
             recompute segments of about sqrt(n_steps) steps (stores one state per segment
             plus one segment's steps: O(sqrt(n_steps)) memory for about one extra forward
-            pass; use it for long runs); False: store everything.
+            pass; use it for long runs); False: store everything. Cells of HH and leak
+            channels on CPU (see ``jaxdend.solve._native_run``) take their gradients from a
+            native reverse run instead, which keeps a state every ~sqrt(n_steps) steps
+            whatever this setting.
 
     Returns:
         `Solution` with `ts` (ms) and `recordings` (name -> (n_save, n_nodes)).

@@ -18,4 +18,15 @@
 #define JAXDEND_INLINE inline
 #endif
 
+// Before a loop: its iterations touch distinct elements (no aliasing between its arrays), so
+// the compiler may vectorise it without run-time overlap checks (which it gives up on past a
+// few arrays).
+#if defined(__clang__)
+#define JAXDEND_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define JAXDEND_IVDEP _Pragma("GCC ivdep")
+#else
+#define JAXDEND_IVDEP
+#endif
+
 #endif  // JAXDEND_NATIVE_COMMON_H_

@@ -84,6 +84,32 @@ JAXDEND_CLONES __attribute__((noinline)) void SolveLanesInPlace(
     store(x + i, (load(x + i) + load(g + i) * load(x + p)) * load(inv_d + i));
   }
 }
+// M x = b again for a matrix SolveOne or SolveLanesInPlace has eliminated, given the inv_d
+// they left (1/pivot of every non-root node, the root's pivot): x holds b on entry and the
+// solution on return; L systems side by side (node i of system l at i * L + l), L = 1 or
+// kLanes. The same operations, in the same order, as those solves' right-hand side.
+template <typename T, int64_t L>
+JAXDEND_CLONES __attribute__((noinline)) void SolveFactored(
+    int64_t n, const int64_t* parent, const int64_t* up, const int64_t* down,
+    const T* __restrict inv_d, const T* __restrict g, T* __restrict x) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+  for (int64_t k = 0; k < n - 1; ++k) {
+    const int64_t i = up[k] * L, p = parent[up[k]] * L;
+    JAXDEND_IVDEP
+    for (int64_t l = 0; l < L; ++l) {
+      const T f = g[i + l] * inv_d[i + l];
+      x[p + l] = x[p + l] + f * x[i + l];
+    }
+  }
+  for (int64_t l = 0; l < L; ++l) x[l] = x[l] / inv_d[l];
+  for (int64_t k = 0; k < n - 1; ++k) {
+    const int64_t i = down[k] * L, p = parent[down[k]] * L;
+    JAXDEND_IVDEP
+    for (int64_t l = 0; l < L; ++l) x[i + l] = (x[i + l] + g[i + l] * x[p + l]) * inv_d[i + l];
+  }
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
