@@ -112,8 +112,9 @@ def test_chunks_compile_once_and_equal_one_chunk(cell):
 
 def test_auto_vmap_width_rule_on_cpu(monkeypatch):
     """With the native CPU tree solve: one vmap over a device's block in groups of at most
-    6,000 nodes (cells of one native run: whole multiples of eight variants). With the XLA solve: groups of ~256 nodes' worth, one vmap once the block
-    holds >= 20,000 nodes of cells of up to 512 nodes (measured faster, batch/_sweep.py)."""
+    6,000 nodes (cells of one native run: whole multiples of eight variants). With the XLA
+    solve: groups of ~256 nodes' worth, one vmap once the block holds >= 20,000 nodes of
+    cells of up to 512 nodes (measured faster, batch/_sweep.py)."""
     from jaxdend.batch import _sweep
     from jaxdend.batch._sweep import _auto_width
 
