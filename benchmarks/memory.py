@@ -4,13 +4,17 @@ Model: C060114A5_derived.swc discretised with NEURON's d_lambda = 0.1 rule (1,95
 1,774 membrane segments), HH everywhere (cm 1 uF/cm^2, Ra 100 Ohm cm), a 2 nA step at the
 soma from 10 ms to the end, dt = 0.025 ms. Loss: mean squared soma voltage (every step
 recorded); gradient with respect to every parameter of the cell (`eqx.filter_value_and_grad`).
-For each simulated duration (0.1, 0.3, 1 and 3 s: 4,000 to 120,000 steps) and checkpoint policy
-(`simulate(..., checkpoint=True)`: memory linear in the steps, a fraction of a state per
-step; `"nested"`: O(sqrt(steps))) a fresh child process compiles the value-and-gradient, reads
+For each simulated duration (0.1, 0.3, 1 and 3 s: 4,000 to 120,000 steps) and gradient path a
+fresh child process compiles the value-and-gradient, reads
 XLA's working memory (``compiled.memory_analysis().temp_size_in_bytes``), runs it once and
 reports its wall time and the process peak resident memory (``ru_maxrss``, which includes
 ~0.4 GB of Python + JAX). Configurations whose XLA temp exceeds ``--max-run-gib`` are compiled
-but not run.
+but not run. Paths: "native" (the soma voltage recorded: the native reverse run of
+`jaxdend.solve._native_run`, a state kept every ~sqrt(steps) steps; its working memory is
+allocated by the native code, outside XLA's temp, and shows in the peak RSS), and the scan
+path's two checkpoint policies (the soma's HH m gate recorded too, which keeps the scan path):
+`simulate(..., checkpoint=True)` ("per-step": memory linear in the steps, a fraction of a state
+per step) and `"nested"` (O(sqrt(steps))).
 
 Usage:
     python benchmarks/memory.py [--quick] [--json PATH] [--max-run-gib GIB]
@@ -31,8 +35,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SWC = HERE.parent.parent / "shared" / "data" / "morphology" / "C060114A5_derived.swc"
 DT = 0.025  # ms
-FULL = [(s, ck) for s in (0.1, 0.3, 1.0, 3.0) for ck in ("nested", True)]
-QUICK = [(0.1, "nested"), (0.1, True), (0.3, "nested")]
+FULL = [(s, ck) for s in (0.1, 0.3, 1.0, 3.0) for ck in ("native", "nested", True)]
+QUICK = [(0.1, "native"), (0.1, "nested"), (0.1, True), (0.3, "native"), (0.3, "nested")]
 
 
 def child(cfg: dict) -> dict:
@@ -51,10 +55,13 @@ def child(cfg: dict) -> dict:
     cell = jd.Cell(comps, cm=1.0, ra=100.0).insert(jd.channels.HH())
     t1 = cfg["seconds"] * 1000.0
     stim = jd.stimulus.step(0, 2.0, 10.0, 1e9)
-    record = cell.probe("v", index=0)
+    record = {"v": cell.probe("v", index=0)}
+    if cfg["checkpoint"] != "native":  # a gate recorded too: the scan path
+        record["m"] = cell.probe("HH.m", index=0)
+    checkpoint = True if cfg["checkpoint"] == "native" else cfg["checkpoint"]
 
     def loss(c):
-        sol = jd.simulate(c, stim, t1=t1, dt=DT, record=record, checkpoint=cfg["checkpoint"])
+        sol = jd.simulate(c, stim, t1=t1, dt=DT, record=record, checkpoint=checkpoint)
         return jnp.mean(sol["v"] ** 2)
 
     vg = eqx.filter_jit(eqx.filter_value_and_grad(loss))
@@ -64,7 +71,8 @@ def child(cfg: dict) -> dict:
     stats = getattr(compiled, "compiled", compiled).memory_analysis()
     row = {"n_nodes": int(comps.n), "n_comp": int((~comps.is_junction).sum()),
            "seconds": cfg["seconds"], "steps": round(t1 / DT),
-           "checkpoint": "nested" if cfg["checkpoint"] == "nested" else "per-step",
+           "checkpoint": {"native": "native", "nested": "nested"}.get(cfg["checkpoint"],
+                                                                         "per-step"),
            "compile_s": compile_s,
            "xla_temp_mib": stats.temp_size_in_bytes / 2**20,
            "xla_args_mib": stats.argument_size_in_bytes / 2**20,
@@ -110,7 +118,7 @@ def main(argv=None) -> int:
         print("  " + json.dumps(row), flush=True)
     print(f"\nC060114A5 (d_lambda 0.1, {rows[0]['n_nodes']} nodes, {rows[0]['n_comp']} segments),"
           f" HH, value and gradient; {platform.machine()}, jax float64")
-    print("| simulated | steps | checkpoint | compile s | run s | XLA temp MiB | peak RSS MiB |")
+    print("| simulated | steps | path | compile s | run s | XLA temp MiB | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         run = f"{r['run_s']:.1f}" if r["ran"] else "(not run)"
@@ -118,11 +126,13 @@ def main(argv=None) -> int:
               f"| {run} | {r['xla_temp_mib']:,.0f} | {r['peak_rss_mib']:,.0f} |")
     for sec in sorted({r["seconds"] for r in rows}):
         pair = {r["checkpoint"]: r for r in rows if r["seconds"] == sec and r["ran"]}
-        if len(pair) == 2:
-            a, b = pair["nested"]["dloss_dgna_soma"], pair["per-step"]["dloss_dgna_soma"]
-            rel = abs(a - b) / abs(b)
-            pair["nested"]["grad_rel_diff_vs_per_step"] = rel
-            print(f"{sec:g} s: d loss / d g_na(soma) nested vs per-step, relative diff {rel:.1e}")
+        for key in ("nested", "native"):
+            if key in pair and "per-step" in pair:
+                a, b = pair[key]["dloss_dgna_soma"], pair["per-step"]["dloss_dgna_soma"]
+                rel = abs(a - b) / abs(b)
+                pair[key]["grad_rel_diff_vs_per_step"] = rel
+                print(f"{sec:g} s: d loss / d g_na(soma) {key} vs per-step, relative diff "
+                      f"{rel:.1e}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))

@@ -160,6 +160,19 @@ JAXDEND_INLINE void RatesSlopes(double vi, double* r, double* d) {
   d[5] = x_w < 170.0 ? r[5] * -0.0125 : 0.0;
 }
 
+// The gate step's reverse at one node: from the cotangents cm, ch, cn of m', h', n' (the step
+// from m, h, n with k = dt q10 at v), those of m, h, n (returned in cm_out, ch_out, cn_out),
+// and of v and k added to cv and ck (rates recomputed from v).
+JAXDEND_INLINE void NodeGatesVjp(double m, double h, double n, double v, double k, double cm,
+                                 double ch, double cn, double& cm_out, double& ch_out,
+                                 double& cn_out, double& cv, double& ck) {
+  double r[6], d[6];
+  RatesSlopes(v, r, d);
+  cm_out = StepVjp(StepParts(m, r[0], r[1], k), d[0], d[1], k, cm, cv, ck);
+  ch_out = StepVjp(StepParts(h, r[2], r[3], k), d[2], d[3], k, ch, cv, ck);
+  cn_out = StepVjp(StepParts(n, r[4], r[5], k), d[4], d[5], k, cn, cv, ck);
+}
+
 }  // namespace jaxdend
 
 #endif  // JAXDEND_NATIVE_HH_H_

@@ -63,15 +63,13 @@ JAXDEND_CLONES void GatesVjp(int64_t count, double k, const T* __restrict m,
                              T* __restrict m_out, T* __restrict h_out, T* __restrict n_out,
                              T* __restrict v_out, double* __restrict ck_out) {
   for (int64_t i = 0; i < count; ++i) {
-    double r[6], d[6];
-    RatesSlopes(static_cast<double>(v[i]), r, d);
-    double cv = 0.0, ck = 0.0;
-    m_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(m[i]), r[0], r[1], k),
-                                      d[0], d[1], k, static_cast<double>(cm[i]), cv, ck));
-    h_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(h[i]), r[2], r[3], k),
-                                      d[2], d[3], k, static_cast<double>(ch[i]), cv, ck));
-    n_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(n[i]), r[4], r[5], k),
-                                      d[4], d[5], k, static_cast<double>(cn[i]), cv, ck));
+    double cv = 0.0, ck = 0.0, m1, h1, n1;
+    NodeGatesVjp(static_cast<double>(m[i]), static_cast<double>(h[i]), static_cast<double>(n[i]),
+                 static_cast<double>(v[i]), k, static_cast<double>(cm[i]),
+                 static_cast<double>(ch[i]), static_cast<double>(cn[i]), m1, h1, n1, cv, ck);
+    m_out[i] = static_cast<T>(m1);
+    h_out[i] = static_cast<T>(h1);
+    n_out[i] = static_cast<T>(n1);
     v_out[i] = static_cast<T>(cv);
     ck_out[i] = ck;
   }

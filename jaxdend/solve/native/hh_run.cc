@@ -182,9 +182,10 @@ void RunCells(const Layout& s, const T* const* p, const double* k, const T* cons
 // (node arrays and k), run, and the final state copied out.
 template <typename T, int64_t L, bool Delta, bool Crank>
 void RunGroup(const Layout& s, int64_t first, const std::vector<const T*>& in,
-              const std::vector<T*>& out, size_t ik, size_t iamp, std::vector<T>& lanes,
+              const std::vector<T*>& out, std::vector<T>& lanes,
               std::vector<double>& k, std::vector<T>& work) {
   const int64_t n = s.n, count = n * L;
+  const size_t ik = 4 + kParams, iamp = ik + 1;  // the inputs k and clamp currents
   lanes.resize(static_cast<size_t>((4 + kParams) * count));
   k.resize(static_cast<size_t>(count));
   work.resize(static_cast<size_t>(5 * count));
@@ -230,15 +231,15 @@ bool SideBySide(const Layout& s) {
 // arrays past a few MB), the rest one at a time.
 template <typename T, bool Delta, bool Crank>
 void RunBatch(const Layout& s, int64_t batch, const std::vector<const T*>& in,
-              const std::vector<T*>& out, size_t ik, size_t iamp) {
+              const std::vector<T*>& out) {
   std::vector<T> lanes, work;
   std::vector<double> k;
   const int64_t grouped = SideBySide<T>(s) ? batch - batch % kLanes : 0;
   for (int64_t e = 0; e < grouped; e += kLanes) {
-    RunGroup<T, kLanes, Delta, Crank>(s, e, in, out, ik, iamp, lanes, k, work);
+    RunGroup<T, kLanes, Delta, Crank>(s, e, in, out, lanes, k, work);
   }
   for (int64_t e = grouped; e < batch; ++e) {
-    RunGroup<T, 1, Delta, Crank>(s, e, in, out, ik, iamp, lanes, k, work);
+    RunGroup<T, 1, Delta, Crank>(s, e, in, out, lanes, k, work);
   }
 }
 
@@ -288,43 +289,6 @@ ffi::Error Bad(const char* what) {
   return ffi::Error::InvalidArgument(std::string("jaxdend hh run: ") + what);
 }
 
-template <ffi::DataType DT>
-ffi::Error Run(ffi::RemainingArgs args, ffi::RemainingRets rets,
-               ffi::Span<const int64_t> parent, ffi::Span<const int64_t> up,
-               ffi::Span<const int64_t> down, ffi::Span<const int64_t> clamp_node,
-               ffi::Span<const int64_t> probe, int64_t steps, int64_t every, int64_t unit,
-               bool crank, bool delta) {
-  using T = ffi::NativeType<DT>;
-  Layout s;
-  if (const char* err = MakeLayout(parent, up, down, clamp_node, probe, steps, every, unit, s)) {
-    return Bad(err);
-  }
-  if (args.size() != 4 + kParams + 2 || rets.size() != (unit > 0 ? 6u : 5u)) {
-    return Bad("wrong number of buffers");
-  }
-  std::vector<const T*> in;
-  std::vector<T*> out;
-  std::vector<int64_t> count, out_count;
-  if (!Buffers<T, DT>(args, rets, in, count, out, out_count)) return Bad("a buffer's dtype");
-  const int64_t batch = count[0] / s.n;
-  for (size_t a = 0; a < 4 + kParams; ++a) {
-    if (count[a] != batch * s.n) return Bad("state and node parameters differ in size");
-  }
-  const size_t ik = 4 + kParams, iamp = ik + 1;
-  if (count[ik] != batch) return Bad("k needs one value per batch element");
-  if (count[iamp] != batch * s.steps * s.clamps) return Bad("clamp currents do not fit");
-  for (size_t r = 0; r < out.size(); ++r) {
-    const int64_t want = r == 0   ? batch * (s.steps / every) * s.probes
-                         : r == 5 ? batch * Units(s) * 4 * s.n
-                                  : batch * s.n;
-    if (out_count[r] != want) return Bad("results do not fit the state, steps and probes");
-  }
-  const auto run = delta ? (crank ? RunBatch<T, true, true> : RunBatch<T, true, false>)
-                         : (crank ? RunBatch<T, false, true> : RunBatch<T, false, false>);
-  run(s, batch, in, out, ik, iamp);
-  return ffi::Error::Success();
-}
-
 // ---------------------------------------------------------------------------- reverse mode
 // The reverse (vector-Jacobian) step of a whole run: given the parameters, the states at the
 // units' starts (`Run` with `unit`) and the cotangents of the recordings and the final state,
@@ -349,16 +313,14 @@ JAXDEND_CLONES void GatesReverse(int64_t n, const double* __restrict kk, const T
                                  T* __restrict ch_out, T* __restrict cn_out,
                                  double* __restrict ck) {
   for (int64_t i = 0; i < n; ++i) {
-    double r[6], d[6];
-    RatesSlopes(static_cast<double>(v1[i]), r, d);
-    const double k = kk[i];
-    double cvg = 0.0, cki = 0.0;
-    cm_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(m[i]), r[0], r[1], k),
-                                       d[0], d[1], k, static_cast<double>(cm[i]), cvg, cki));
-    ch_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(h[i]), r[2], r[3], k),
-                                       d[2], d[3], k, static_cast<double>(ch[i]), cvg, cki));
-    cn_out[i] = static_cast<T>(StepVjp(StepParts(static_cast<double>(nn[i]), r[4], r[5], k),
-                                       d[4], d[5], k, static_cast<double>(cn[i]), cvg, cki));
+    double cvg = 0.0, cki = 0.0, m1, h1, n1;
+    NodeGatesVjp(static_cast<double>(m[i]), static_cast<double>(h[i]),
+                 static_cast<double>(nn[i]), static_cast<double>(v1[i]), kk[i],
+                 static_cast<double>(cm[i]), static_cast<double>(ch[i]),
+                 static_cast<double>(cn[i]), m1, h1, n1, cvg, cki);
+    cm_out[i] = static_cast<T>(m1);
+    ch_out[i] = static_cast<T>(h1);
+    cn_out[i] = static_cast<T>(n1);
     const T c1 = cv[i] + static_cast<T>(cvg);  // cotangent of v'
     const T half = Crank ? T(2) * c1 : c1;     // of the implicit step's voltage
     x_ct[i] = half;                            // of the solve's result
@@ -583,8 +545,38 @@ void ReverseBatch(const Layout& s, int64_t batch, const std::vector<const T*>& i
   for (int64_t e = grouped; e < batch; ++e) ReverseGroup<T, 1, Delta, Crank>(s, e, in, out);
 }
 
-template <ffi::DataType DT>
-ffi::Error RunVjp(ffi::RemainingArgs args, ffi::RemainingRets rets,
+// The sizes of a forward (Run: state (4), node parameters, k, clamp currents -> recordings,
+// final state (4)[, unit starts]) or reverse call's buffers (RunVjp: node parameters, k, clamp
+// currents, unit starts, recording and final-state cotangents (4) -> cotangents of the initial
+// state (4), node parameters, k and clamp currents), or what does not fit.
+template <bool Reverse>
+const char* CheckSizes(const Layout& s, int64_t batch, const std::vector<int64_t>& in,
+                       const std::vector<int64_t>& out) {
+  const int64_t n = s.n, steps = s.steps, nrec = (steps / s.every) * s.probes;
+  const int64_t amps = batch * steps * s.clamps, starts = batch * Units(s) * 4 * n;
+  const size_t p0 = Reverse ? 0 : 4, ik = p0 + kParams;  // first node parameter, k
+  if (in.size() != (Reverse ? kParams + 8 : kParams + 6) ||
+      out.size() != (Reverse ? kParams + 6 : (s.unit > 0 ? 6u : 5u)) || (Reverse && s.unit < 1)) {
+    return "wrong number of buffers";
+  }
+  bool ok = in[ik] == batch && in[ik + 1] == amps;
+  for (size_t q = 0; q < p0 + kParams; ++q) ok = ok && in[q] == batch * n;
+  if (!ok) return "state, node parameters, k or clamp currents do not fit";
+  if (Reverse) {
+    ok = in[ik + 2] == starts && in[ik + 3] == batch * nrec;
+    for (size_t q = 0; q < 4; ++q) ok = ok && in[ik + 4 + q] == batch * n;
+    for (size_t q = 0; q < 4 + kParams; ++q) ok = ok && out[q] == batch * n;
+    ok = ok && out[4 + kParams] == batch && out[5 + kParams] == amps;
+  } else {
+    ok = out[0] == batch * nrec && (s.unit == 0 || out[5] == starts);
+    for (size_t q = 1; q < 5; ++q) ok = ok && out[q] == batch * n;
+  }
+  return ok ? nullptr : "results or cotangents do not fit the state, steps and probes";
+}
+
+// Run (Reverse = false) or RunVjp (true): the buffers checked, then the batch.
+template <ffi::DataType DT, bool Reverse>
+ffi::Error Handle(ffi::RemainingArgs args, ffi::RemainingRets rets,
                   ffi::Span<const int64_t> parent, ffi::Span<const int64_t> up,
                   ffi::Span<const int64_t> down, ffi::Span<const int64_t> clamp_node,
                   ffi::Span<const int64_t> probe, int64_t steps, int64_t every, int64_t unit,
@@ -594,30 +586,23 @@ ffi::Error RunVjp(ffi::RemainingArgs args, ffi::RemainingRets rets,
   if (const char* err = MakeLayout(parent, up, down, clamp_node, probe, steps, every, unit, s)) {
     return Bad(err);
   }
-  // params (10), k, amps, starts, rec_ct, final_ct (4) -> state_ct (4), params (10), k, amps
-  if (unit < 1 || args.size() != kParams + 8 || rets.size() != kParams + 6) {
-    return Bad("wrong number of buffers (reverse)");
-  }
   std::vector<const T*> in;
   std::vector<T*> out;
   std::vector<int64_t> count, out_count;
   if (!Buffers<T, DT>(args, rets, in, count, out, out_count)) return Bad("a buffer's dtype");
-  const int64_t n = s.n, batch = count[0] / n, nrec = (steps / every) * s.probes;
-  const size_t ik = kParams, iamp = ik + 1, istart = ik + 2, irec = ik + 3, ifin = ik + 4;
-  bool ok = count[ik] == batch && count[iamp] == batch * steps * s.clamps &&
-            count[istart] == batch * Units(s) * 4 * n && count[irec] == batch * nrec;
-  for (int q = 0; q < kParams; ++q) {
-    ok = ok && count[q] == batch * n && out_count[4 + q] == batch * n;
+  const int64_t batch = count.empty() ? 0 : count[0] / s.n;
+  if (const char* err = CheckSizes<Reverse>(s, batch, count, out_count)) return Bad(err);
+  using Batch = void (*)(const Layout&, int64_t, const std::vector<const T*>&,
+                         const std::vector<T*>&);
+  Batch run;
+  if constexpr (Reverse) {
+    run = delta ? (crank ? ReverseBatch<T, true, true> : ReverseBatch<T, true, false>)
+                : (crank ? ReverseBatch<T, false, true> : ReverseBatch<T, false, false>);
+  } else {
+    run = delta ? (crank ? RunBatch<T, true, true> : RunBatch<T, true, false>)
+                : (crank ? RunBatch<T, false, true> : RunBatch<T, false, false>);
   }
-  for (int q = 0; q < 4; ++q) {
-    ok = ok && count[ifin + q] == batch * n && out_count[q] == batch * n;
-  }
-  ok = ok && out_count[4 + kParams] == batch &&
-       out_count[5 + kParams] == batch * steps * s.clamps;
-  if (!ok) return Bad("reverse buffers do not fit");
-  const auto rev = delta ? (crank ? ReverseBatch<T, true, true> : ReverseBatch<T, true, false>)
-                         : (crank ? ReverseBatch<T, false, true> : ReverseBatch<T, false, false>);
-  rev(s, batch, in, out);
+  run(s, batch, in, out);
   return ffi::Error::Success();
 }
 
@@ -638,7 +623,7 @@ ffi::Error RunVjp(ffi::RemainingArgs args, ffi::RemainingRets rets,
       .Attr<bool>("crank")                                \
       .Attr<bool>("delta")
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHRunF64, Run<ffi::F64>, JAXDEND_RUN_BIND);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHRunF32, Run<ffi::F32>, JAXDEND_RUN_BIND);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHRunVjpF64, RunVjp<ffi::F64>, JAXDEND_RUN_BIND);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHRunVjpF32, RunVjp<ffi::F32>, JAXDEND_RUN_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHRunF64, (Handle<ffi::F64, false>), JAXDEND_RUN_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHRunF32, (Handle<ffi::F32, false>), JAXDEND_RUN_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHRunVjpF64, (Handle<ffi::F64, true>), JAXDEND_RUN_BIND);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxdendHHRunVjpF32, (Handle<ffi::F32, true>), JAXDEND_RUN_BIND);
