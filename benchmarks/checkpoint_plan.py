@@ -7,7 +7,9 @@ step's HH current on to the next step, so that the gate step and the current rev
 one native loop ("recompute"); other cells three-step units that keep every tree solve's
 output ("keep solves"). This script times value-and-gradient of the same cells under both
 plans and under the first without the handing on ("recompute, 2 loops"), in one process,
-alternating, so the rows compare within one machine state.
+alternating, so the rows compare within one machine state. Since session 14 these plans serve
+the cells that keep the scan path (HH cells that record only voltages take the native whole
+run and its reverse instead): the runs here record the soma's m gate too, which keeps it.
 
 Cases (HH everywhere, 100 ms at dt = 0.025 ms, step current at the soma; as
 `simulate.py`): the reduced pyramidal cell (50 nodes), the 1,080-node binary tree and
@@ -82,8 +84,10 @@ def cases(quick: bool):
 
 
 def programs(cell, stim):
-    """(forward, value-and-gradient) of `cell` under the current plan, compiled."""
-    record = cell.probe("v", index=0)
+    """(forward, value-and-gradient) of `cell` under the current plan, compiled. The soma's
+    HH m gate is recorded too, which keeps the scan path whose plans these are (HH cells
+    recording only voltages run natively whole, `jaxdend.solve._native_run`)."""
+    record = {"v": cell.probe("v", index=0), "m": cell.probe("HH.m", index=0)}
 
     def trace(c):
         return jd.simulate(c, stim, t1=T1, dt=DT, record=record)["v"][:, 0]

@@ -13,7 +13,8 @@ from _helpers import hh_cell, to_float32
 import jaxdend as jd
 from jaxdend.solve import _native
 
-pytestmark = pytest.mark.skipif(not _native.available(), reason="native code not built")
+pytestmark = pytest.mark.skipif(not _native.available() or jax.default_backend() != "cpu",
+                                reason="native CPU code not built, or not the default backend")
 
 
 def _scan_values(fn, *args):

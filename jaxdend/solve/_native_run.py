@@ -71,9 +71,10 @@ def _applies(cell: Cell, solver, stimulus, y0, probes) -> bool:
 
 
 def _node_params(cell: Cell, solver, dt, dtype):
-    """The ten per-node arrays of `native/hh_run.cc` (g_na, g_k, e_na, e_k, g_l, e_l in
-    S/cm^2 and mV, area in cm^2 x 1e-2 ... so that their products are nA and uS, then C/h,
-    axial g and diagonal in uS) and k = dt q10 (ms)."""
+    """The ten per-node arrays of `native/hh_run.cc`: g_na, g_k (S/cm^2, zero where HH is
+    not inserted), e_na, e_k (mV), g_l (S/cm^2) and e_l (mV) of HH's leak and every Leak as
+    one, the membrane area (um^2 x 1e-2, so that S/cm^2 times it is uS), C/h, the axial
+    conductance and the axial part of the diagonal (uS); and k = dt q10 (ms)."""
     n = cell.n
     i_hh = [type(ch) for ch in cell.channels].index(HH)
     hh, mask = cell.channels[i_hh], cell.masks[i_hh]

@@ -20,8 +20,8 @@
 // Inputs (one cell; under vmap every buffer gains the same leading batch dimensions): v, m,
 // h, n (n,), and per node g_na, g_k, e_na, e_k (HH's, zero where it is not inserted), g_l and
 // e_l (HH's leak and every Leak channel as one: sum of g and the g-weighted mean reversal),
-// membrane area (cm^2 times the unit factor), C/h (uS), axial conductance to the parent and
-// the axial part of the diagonal (uS); k = dt q10 (ms, one value); the clamp currents
+// membrane area (um^2 x 1e-2: S/cm^2 times it is uS), C/h (uS), axial conductance to the
+// parent and the axial part of the diagonal (uS); k = dt q10 (ms, one value); the clamp currents
 // (n_steps, n_clamps) at the steps' midpoints (nA). Attributes: the tree's parent, up and
 // down orders (tree_solve.cc), the clamps' nodes, the probed nodes, the number of steps,
 // `every`, `unit`, `crank` (Crank-Nicolson) and `delta` (solve for the change of v).
