@@ -28,7 +28,8 @@
 // Results: the recordings (n_steps / every, n_probes), the final v, m, h, n and, with
 // unit > 0, the state before every unit-th step (n_units, 4, n) for RunVjp (see there).
 // A batch runs in groups of kLanes cells side by side (their tree solves as one vector
-// instruction per node), the rest one at a time; a cell's results do not depend on which.
+// instruction per node), the rest one at a time; a cell's forward results do not depend on
+// which (tests/test_native_run.py checks them bit for bit).
 
 #include <algorithm>
 #include <cstdint>
