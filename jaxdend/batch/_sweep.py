@@ -449,9 +449,11 @@ _CPU_WIDE_NODES = 20_000
 _CPU_WIDE_GROUP_NODES = 100_000
 _CPU_NATIVE_GROUP_NODES = 6_000
 # Cells whose runs are one native call (`jaxdend.solve._native_run`: HH and leaks) run eight
-# variants side by side in it, so their groups are whole multiples of eight (at least eight:
-# session 14, by hand, forward of the 1,080-node tree x 100, float64: eight side by side
-# 106-120 against 88-93 Mcs/s one at a time, as groups of 5 of the rule above ran).
+# variants side by side in it, so their groups are whole multiples of eight (at least eight;
+# benchmarks/throughput.py, session 14, 12:25, forward float64 at batch 100: the 1,017-segment
+# tree in groups of 8 114.6 Mcs/s, one vmap 115.9, 16 111.7, 1 / 4 92.6 / 94.1 (groups of 5,
+# the rule above, ran them one at a time); C060114A5 nseg 2 97.8 against 96.5 / 95.3 / 81.1 /
+# 79.7).
 _NATIVE_RUN_LANES = 8
 
 
