@@ -17,13 +17,14 @@ pytestmark = pytest.mark.skipif(not _native.available() or jax.default_backend()
                                 reason="native CPU code not built, or not the default backend")
 
 
-def _scan_values(fn, *args):
-    """fn's values from the scan path: a JVP takes the custom rule, which is the scan path's."""
-    return jax.jvp(fn, args, tuple(jax.tree_util.tree_map(jnp.zeros_like, a) for a in args))[0]
-
-
 def _native_in(fn, *args) -> bool:
     return "jaxdend_hh_run" in jax.jit(fn).lower(*args).as_text()
+
+
+def _with_gate(cell, record: dict) -> dict:
+    """`record` plus the soma's HH m gate: a recorded gate keeps the scan path, the reference
+    the native run is compared with."""
+    return {**record, "m_soma": cell.probe("HH.m", "soma")}
 
 
 def _mixed_cell():
@@ -49,16 +50,20 @@ def test_values_equal_the_scan_path(solver, dtype):
         cell = to_float32(cell)
     record = {"soma": cell.probe("v", "soma"), "tips": cell.probe("v", index=[7, 20, 33])}
 
-    def run(amp):
+    def run(amp, record=record):
         stim = [*STIM, jd.stimulus.step(20, amp, 0.0, 1e9)]
-        sol = jd.simulate(cell, stim, t1=40.0, dt=0.025, t0=0.0, record=record, record_every=4)
-        return sol.recordings, sol.final_state
+        sol = jd.simulate(cell, stim, t1=40.0, dt=0.025, t0=0.0, record=record, record_every=4,
+                          solver=solver)
+        return {k: sol.recordings[k] for k in ("soma", "tips")}, sol.final_state
+
+    def scan(amp):
+        return run(amp, _with_gate(cell, record))
 
     with jax.enable_x64(dtype == "float64"):  # float32 runs as on a GPU: 64-bit JAX off
         amp = jnp.asarray(0.1, dtype)
-        assert _native_in(run, amp)
+        assert _native_in(run, amp) and not _native_in(scan, amp)
         rec, final = jax.jit(run)(amp)
-        rec0, final0 = jax.jit(lambda a: _scan_values(run, a))(amp)
+        rec0, final0 = jax.jit(scan)(amp)
     assert rec["soma"].shape == (401, 1) and rec["tips"].shape == (401, 3)
     assert rec["soma"].dtype == np.dtype(dtype)
     assert np.max(rec["soma"]) > 0.0  # it spikes
@@ -74,16 +79,20 @@ def test_batch_elements_equal_lone_runs_bit_for_bit():
     cell's trace does not depend on the batch it runs in."""
     cell = hh_cell(jd.reduced_pyramidal(), nseg=3)
 
-    def run(scale, amp):
+    def run(scale, amp, record=None):
         c = cell.set("HH.g_na", 0.12 * scale)
-        return jd.simulate(c, jd.stimulus.step(0, amp, 1.0, 1e9), t1=15.0)["v"][:, 0]
+        record = record or {"v": c.probe("v", "soma")}
+        return jd.simulate(c, jd.stimulus.step(0, amp, 1.0, 1e9), t1=15.0,
+                           record=record)["v"][:, 0]
 
     scale, amp = jnp.linspace(0.8, 1.2, 13), jnp.linspace(0.5, 1.5, 13)
     batch = np.asarray(jax.jit(jax.vmap(run))(scale, amp))
     lone = jax.jit(run)
     for i in (0, 7, 8, 12):  # first group, its last lane, the remainder
         np.testing.assert_array_equal(batch[i], np.asarray(lone(scale[i], amp[i])))
-    ref = np.asarray(jax.jit(jax.vmap(lambda s, a: _scan_values(run, s, a)))(scale, amp))
+    scan_record = _with_gate(cell, {"v": cell.probe("v", "soma")})
+    assert not _native_in(jax.vmap(lambda s, a: run(s, a, scan_record)), scale, amp)
+    ref = np.asarray(jax.jit(jax.vmap(lambda s, a: run(s, a, scan_record)))(scale, amp))
     np.testing.assert_allclose(batch, ref, rtol=0, atol=1e-9)
     assert len({int(np.sum(np.diff((b > 0).astype(int)) == 1)) for b in batch}) > 1
 
