@@ -31,6 +31,13 @@ def to_float32(tree):
         if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
+def scan_path_record(cell: jd.Cell) -> dict:
+    """Records of the soma's voltage ("v") and HH m gate ("m"): a recorded gate keeps
+    `simulate` on its scan path, where HH cells recording only voltages would run as one
+    native call (`jaxdend.solve._native_run`)."""
+    return {"v": cell.probe("v", "soma"), "m": cell.probe("HH.m", "soma")}
+
+
 def hh_cell(morph, **discretize_kwargs) -> jd.Cell:
     """A cell with NEURON's hh everywhere (Ra 100 Ohm cm, cm 1 uF/cm^2, 6.3 degC)."""
     comps = jd.discretize(morph, **discretize_kwargs)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _helpers import hh_cell, tree_allclose
+from _helpers import hh_cell, scan_path_record, tree_allclose
 
 import jaxdend as jd
 from jaxdend import batch
@@ -293,11 +293,11 @@ def test_nested_checkpoint_memory_grows_sublinearly(cell):
 
     def temp(t1, checkpoint):
         def loss(g):
-            # recording a gate keeps the scan path (HH cells recording only voltages take
-            # their gradients from the native reverse run, O(sqrt(n)) whatever `checkpoint`)
-            record = {"v": cell.probe("v", "soma"), "m": cell.probe("HH.m", "soma")}
+            # the scan path (HH cells recording only voltages take their gradients from the
+            # native reverse run, O(sqrt(n)) whatever `checkpoint`)
             sol = jd.simulate(cell.set("HH.g_na", g), jd.stimulus.step(0, 0.5, 2.0, 1e9),
-                              t1=t1, checkpoint=checkpoint, record_every=10, record=record)
+                              t1=t1, checkpoint=checkpoint, record_every=10,
+                              record=scan_path_record(cell))
             return jnp.mean(sol["v"] ** 2)
 
         compiled = jax.jit(jax.value_and_grad(loss)).lower(0.12).compile()

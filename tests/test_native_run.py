@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import hh_cell, to_float32
+from _helpers import hh_cell, scan_path_record, to_float32
 
 import jaxdend as jd
 from jaxdend.solve import _native
@@ -22,9 +22,9 @@ def _native_in(fn, *args) -> bool:
 
 
 def _with_gate(cell, record: dict) -> dict:
-    """`record` plus the soma's HH m gate: a recorded gate keeps the scan path, the reference
-    the native run is compared with."""
-    return {**record, "m_soma": cell.probe("HH.m", "soma")}
+    """`record` plus the soma's HH m gate, which keeps the scan path: the reference the
+    native run is compared with."""
+    return {**record, "m_soma": scan_path_record(cell)["m"]}
 
 
 def _mixed_cell():

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import scan_path_record
 
 import jaxdend as jd
 from jaxdend.solve import _tree
@@ -417,9 +418,8 @@ def test_native_reverse_steps_of_hh_are_used_on_cpu_and_equal_the_xla_formulas()
 
     cell = jd.Cell(jd.discretize(jd.y_cell(), nseg=3)).insert(jd.channels.HH())
     stim = jd.stimulus.step(0, 0.3, 1.0, 3.0)
-    # recording a gate keeps the scan path, whose steps these are (voltages alone: the native
-    # reverse run of `jaxdend.solve._native_run`)
-    record = {"v": cell.probe("v", "soma"), "m": cell.probe("HH.m", "soma")}
+    # the scan path, whose steps these are (voltages alone: the native reverse run)
+    record = scan_path_record(cell)
     grad = jax.jit(jax.grad(lambda g: jnp.sum(jd.simulate(cell.set("HH.g_na", g), stim, t1=5.0,
                                                           record=record)["v"] ** 2)))
     hlo = grad.lower(0.12).compile().as_text()

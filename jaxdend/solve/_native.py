@@ -78,13 +78,13 @@ _HH_STEP_CURRENT_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): 
     np.dtype(np.float64): ("jaxdend_hh_step_current_vjp_f64", "JaxdendHHStepCurrentVjpF64"),
     np.dtype(np.float32): ("jaxdend_hh_step_current_vjp_f32", "JaxdendHHStepCurrentVjpF32"),
 }
-_HH_RUN_TARGETS = {  # dtype -> (FFI target names) of whole runs and their reverse (hh_run.cc)
-    np.dtype(np.float64): ("jaxdend_hh_run_f64", "jaxdend_hh_run_vjp_f64"),
-    np.dtype(np.float32): ("jaxdend_hh_run_f32", "jaxdend_hh_run_vjp_f32"),
+_HH_RUN_TARGETS = {  # dtype -> (FFI target name, handler symbol): whole runs (hh_run.cc)
+    np.dtype(np.float64): ("jaxdend_hh_run_f64", "JaxdendHHRunF64"),
+    np.dtype(np.float32): ("jaxdend_hh_run_f32", "JaxdendHHRunF32"),
 }
-_HH_RUN_SYMBOLS = {  # FFI target name -> handler symbol
-    "jaxdend_hh_run_f64": "JaxdendHHRunF64", "jaxdend_hh_run_vjp_f64": "JaxdendHHRunVjpF64",
-    "jaxdend_hh_run_f32": "JaxdendHHRunF32", "jaxdend_hh_run_vjp_f32": "JaxdendHHRunVjpF32",
+_HH_RUN_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): their reverse
+    np.dtype(np.float64): ("jaxdend_hh_run_vjp_f64", "JaxdendHHRunVjpF64"),
+    np.dtype(np.float32): ("jaxdend_hh_run_vjp_f32", "JaxdendHHRunVjpF32"),
 }
 _lock = threading.Lock()
 _status: dict[str, object] = {}
@@ -151,7 +151,8 @@ def available() -> bool:
                                      *_HH_VJP_TARGETS.values(),
                                      *_HH_CURRENT_VJP_TARGETS.values(),
                                      *_HH_STEP_CURRENT_VJP_TARGETS.values(),
-                                     *_HH_RUN_SYMBOLS.items()]:
+                                     *_HH_RUN_TARGETS.values(),
+                                     *_HH_RUN_VJP_TARGETS.values()]:
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)),
                                                 platform="cpu")
                 _status["lib"] = lib  # keep the library loaded
@@ -263,7 +264,7 @@ def hh_run_vjp(params, k, amps, starts, rec_ct, final_ct, *, unit, **attrs):
     those of the initial state (4 arrays), the ten node parameters, k and the clamp currents.
     Batched under vmap."""
     v = final_ct[0]
-    _, name = _HH_RUN_TARGETS[np.dtype(v.dtype)]
+    name, _ = _HH_RUN_VJP_TARGETS[np.dtype(v.dtype)]
     node = jax.ShapeDtypeStruct(v.shape, v.dtype)
     outs = ([node] * 14 + [jax.ShapeDtypeStruct(k.shape, k.dtype),
                            jax.ShapeDtypeStruct(amps.shape, amps.dtype)])

@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
@@ -102,13 +103,41 @@ JAXDEND_CLONES void Advance(int64_t count, const double* __restrict k, const T* 
   }
 }
 
+// Cell l's n node values at cell(l) (one array per cell, l < L) into the side-by-side layout
+// (node i of cell l at i * L + l), and back.
+template <int64_t L, typename D, typename Cell>
+void ToLanes(int64_t n, Cell cell, D* lanes) {
+  for (int64_t l = 0; l < L; ++l) {
+    const auto* src = cell(l);
+    for (int64_t i = 0; i < n; ++i) lanes[i * L + l] = static_cast<D>(src[i]);
+  }
+}
+
+template <int64_t L, typename S, typename Cell>
+void FromLanes(int64_t n, const S* lanes, Cell cell) {
+  for (int64_t l = 0; l < L; ++l) {
+    auto* dst = cell(l);
+    using D = std::remove_pointer_t<decltype(dst)>;
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<D>(lanes[i * L + l]);
+  }
+}
+
+// Every node's k = dt q10 (ms) of the side-by-side layout from cell l's value k_cell[l].
+template <int64_t L, typename T>
+void LaneK(int64_t n, const T* k_cell, double* k) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t l = 0; l < L; ++l) k[i * L + l] = static_cast<double>(k_cell[l]);
+  }
+}
+
 // The axial current out of every node (nA) at v: the sum over its edges of g (v - v_other);
 // L cells side by side (node i of cell l at i * L + l).
 template <typename T, int64_t L>
 void Axial(const Layout& s, const T* g, const T* v, T* out) {
   for (int64_t l = 0; l < L; ++l) out[l] = T(0);
   for (int64_t i = 1; i < s.n; ++i) {
-    for (int64_t l = 0; l < L; ++l) out[i * L + l] = g[i * L + l] * (v[i * L + l] - v[s.parent[i] * L + l]);
+    const int64_t q = s.parent[i] * L;
+    for (int64_t l = 0; l < L; ++l) out[i * L + l] = g[i * L + l] * (v[i * L + l] - v[q + l]);
   }
   for (int64_t i = s.n - 1; i > 0; --i) {
     const int64_t q = s.parent[i] * L;
@@ -162,11 +191,9 @@ void RunCells(const Layout& s, const T* const* p, const double* k, const T* cons
   for (int64_t step = 0; step < s.steps; ++step) {
     if (s.unit > 0 && step % s.unit == 0) {
       const T* state[4] = {v, m, h, nn};
-      for (int64_t l = 0; l < L; ++l) {
-        T* dst = starts[l] + (step / s.unit) * 4 * s.n;
-        for (int q = 0; q < 4; ++q) {
-          for (int64_t i = 0; i < s.n; ++i) dst[q * s.n + i] = state[q][i * L + l];
-        }
+      for (int q = 0; q < 4; ++q) {
+        FromLanes<L>(s.n, state[q],
+                     [&](int64_t l) { return starts[l] + ((step / s.unit) * 4 + q) * s.n; });
       }
     }
     StepCells<T, L, Delta, Crank>(s, step, p, k, amps, v, m, h, nn, work);
@@ -191,15 +218,9 @@ void RunGroup(const Layout& s, int64_t first, const std::vector<const T*>& in,
   k.resize(static_cast<size_t>(count));
   work.resize(static_cast<size_t>(5 * count));
   for (size_t a = 0; a < 4 + kParams; ++a) {  // state v, m, h, n, then the parameters
-    for (int64_t l = 0; l < L; ++l) {
-      const T* src = in[a] + (first + l) * n;
-      T* dst = lanes.data() + a * count + l;
-      for (int64_t i = 0; i < n; ++i) dst[i * L] = src[i];
-    }
+    ToLanes<L>(n, [&](int64_t l) { return in[a] + (first + l) * n; }, lanes.data() + a * count);
   }
-  for (int64_t l = 0; l < L; ++l) {
-    for (int64_t i = 0; i < n; ++i) k[i * L + l] = static_cast<double>(in[ik][first + l]);
-  }
+  LaneK<L>(n, in[ik] + first, k.data());
   const T* p[kParams];
   for (int q = 0; q < kParams; ++q) p[q] = lanes.data() + (4 + q) * count;
   const T* amps[L];
@@ -214,11 +235,8 @@ void RunGroup(const Layout& s, int64_t first, const std::vector<const T*>& in,
   RunCells<T, L, Delta, Crank>(s, p, k.data(), amps, state, state + count, state + 2 * count,
                                state + 3 * count, rec, starts, work.data());
   for (size_t a = 0; a < 4; ++a) {  // final v, m, h, n
-    for (int64_t l = 0; l < L; ++l) {
-      T* dst = out[1 + a] + (first + l) * n;
-      const T* src = lanes.data() + a * count + l;
-      for (int64_t i = 0; i < n; ++i) dst[i] = src[i * L];
-    }
+    FromLanes<L>(n, lanes.data() + a * count,
+                 [&](int64_t l) { return out[1 + a] + (first + l) * n; });
   }
 }
 
@@ -405,9 +423,7 @@ void ReverseCells(const Layout& s, const T* const* p, const double* k, const T* 
   T* c = ct.data();         // cotangents of the state after the step being reversed
   T* c2 = c + 4 * count;    // and of the state before it
   for (int q = 0; q < 4; ++q) {
-    for (int64_t l = 0; l < L; ++l) {
-      for (int64_t i = 0; i < n; ++i) c[q * count + i * L + l] = final_ct[l * 4 + q][i];
-    }
+    ToLanes<L>(n, [&](int64_t l) { return final_ct[l * 4 + q]; }, c + q * count);
   }
   double* pc[kParams];
   for (int q = 0; q < kParams; ++q) pc[q] = acc.data() + q * count;
@@ -415,10 +431,8 @@ void ReverseCells(const Layout& s, const T* const* p, const double* k, const T* 
   for (int64_t u = Units(s) - 1; u >= 0; --u) {
     const int64_t s0 = u * unit, len = std::min(unit, s.steps - s0);
     for (int q = 0; q < 4; ++q) {
-      for (int64_t l = 0; l < L; ++l) {
-        const T* src = starts[l] + (u * 4 + q) * n;
-        for (int64_t i = 0; i < n; ++i) keep[q * count + i * L + l] = src[i];
-      }
+      ToLanes<L>(n, [&](int64_t l) { return starts[l] + (u * 4 + q) * n; },
+                 keep.data() + q * count);
     }
     for (int64_t j = 0; j < len; ++j) {  // recompute the unit
       T* pre = keep.data() + kSlot * j * count;
@@ -477,17 +491,13 @@ void ReverseCells(const Layout& s, const T* const* p, const double* k, const T* 
       std::swap(c, c2);
     }
   }
-  for (int64_t l = 0; l < L; ++l) {
-    for (int q = 0; q < 4; ++q) {
-      for (int64_t i = 0; i < n; ++i) state_ct[l * 4 + q][i] = c[q * count + i * L + l];
-    }
-    for (int q = 0; q < kParams; ++q) {
-      for (int64_t i = 0; i < n; ++i) {
-        param_ct[l * kParams + q][i] = static_cast<T>(pc[q][i * L + l]);
-      }
-    }
-    *k_ct[l] = static_cast<T>(k_sum[l]);
+  for (int q = 0; q < 4; ++q) {
+    FromLanes<L>(n, c + q * count, [&](int64_t l) { return state_ct[l * 4 + q]; });
   }
+  for (int q = 0; q < kParams; ++q) {
+    FromLanes<L>(n, pc[q], [&](int64_t l) { return param_ct[l * kParams + q]; });
+  }
+  for (int64_t l = 0; l < L; ++l) *k_ct[l] = static_cast<T>(k_sum[l]);
 }
 
 // Batch elements first, ..., first + L - 1 of the reverse run (buffers as in RunVjp).
@@ -500,14 +510,9 @@ void ReverseGroup(const Layout& s, int64_t first, const std::vector<const T*>& i
   std::vector<T> lanes(static_cast<size_t>(kParams * count));
   std::vector<double> k(count);
   for (int q = 0; q < kParams; ++q) {
-    for (int64_t l = 0; l < L; ++l) {
-      const T* src = in[q] + (first + l) * n;
-      for (int64_t i = 0; i < n; ++i) lanes[q * count + i * L + l] = src[i];
-    }
+    ToLanes<L>(n, [&](int64_t l) { return in[q] + (first + l) * n; }, lanes.data() + q * count);
   }
-  for (int64_t l = 0; l < L; ++l) {
-    for (int64_t i = 0; i < n; ++i) k[i * L + l] = static_cast<double>(in[ik][first + l]);
-  }
+  LaneK<L>(n, in[ik] + first, k.data());
   const T* p[kParams];
   for (int q = 0; q < kParams; ++q) p[q] = lanes.data() + q * count;
   const T *amps[L], *starts[L], *rec_ct[L], *fin[4 * L];
