@@ -11,6 +11,12 @@ import numpy as np
 
 import jaxdend as jd
 
+#: What a failed run-time check raises (`jaxdend.solve._checks`): JAX raises the error of a
+#: running program as jax.errors.JaxRuntimeError (a RuntimeError; equinox.EquinoxRuntimeError
+#: under eqx.filter_jit where the checks are equinox's) or, on some of its C++ dispatch paths,
+#: as ValueError; the tests match the message.
+RUNTIME_ERROR = (RuntimeError, ValueError)
+
 
 def tree_allclose(a, b, *, rtol: float, atol: float) -> bool:
     """True if two PyTrees have the same structure and all leaves are close."""

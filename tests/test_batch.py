@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _helpers import hh_cell, scan_path_record, tree_allclose
+from _helpers import RUNTIME_ERROR, hh_cell, scan_path_record, tree_allclose
 
 import jaxdend as jd
 from jaxdend import batch
@@ -277,13 +277,13 @@ def test_float32_sweep_close_to_float64():
 
 def test_float32_unstable_variant_raises(cell):
     """An explicit solver with far too large steps in float32: a clear error, never NaN."""
-    with pytest.raises(eqx.EquinoxRuntimeError, match="time step is too large"):
+    with pytest.raises(RUNTIME_ERROR, match="time step is too large"):
         batch.sweep(cell, {"stim.amp": [0.1, 0.5]},
                     lambda p: jd.stimulus.step(0, p["stim.amp"]), t1=20.0, dt=0.5,
                     solver=dfx.Euler(), dtype="float32")
     nan_stim = lambda p: jd.stimulus.step(0, jnp.where(p["stim.amp"] > 0.4, jnp.nan,  # noqa
                                                        p["stim.amp"]), 2.0, 15.0)
-    with pytest.raises(eqx.EquinoxRuntimeError, match="current-clamp value .* is NaN"):
+    with pytest.raises(RUNTIME_ERROR, match="current-clamp value .* is NaN"):
         batch.sweep(cell, {"stim.amp": [0.1, 0.5]}, nan_stim, t1=T1, keep_traces=False)
 
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import hh_cell, scan_path_record, to_float32
+from _helpers import RUNTIME_ERROR, hh_cell, scan_path_record, to_float32
 
 import jaxdend as jd
 from jaxdend.solve import _native
@@ -181,5 +181,5 @@ def test_native_run_reports_nan():
     cell = hh_cell(jd.reduced_pyramidal(), nseg=3)
     run = jax.jit(lambda amp: jd.simulate(cell, jd.stimulus.step(0, amp, 1.0, 1e9), t1=2.0)["v"])
     assert _native_in(run, 1.0)
-    with pytest.raises(Exception, match="NaN or inf"):
+    with pytest.raises(RUNTIME_ERROR, match="NaN or inf"):
         jax.block_until_ready(run(jnp.inf))

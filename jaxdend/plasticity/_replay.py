@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from ..solve import _checks
 from ._base import AbstractRule, Signals
 from ._rules import ApicalCooperative, Clopath
 
@@ -410,10 +411,10 @@ def replay_drive(
             post = np.full(1, np.inf)
     if _is_tracer(pre):
         bad = jnp.any(jnp.isnan(pre)) | jnp.any(pre[:, 1:] < pre[:, :-1])
-        pre = eqx.error_if(pre, bad, "Presynaptic spike times are NaN or out of order.")
+        pre = _checks.error_if(pre, bad, "Presynaptic spike times are NaN or out of order.")
     if _is_tracer(post):
         bad = jnp.any(jnp.isnan(post)) | jnp.any(post[1:] < post[:-1])
-        post = eqx.error_if(post, bad, "Somatic spike times are NaN or out of order.")
+        post = _checks.error_if(post, bad, "Somatic spike times are NaN or out of order.")
     pre_step = delivery_steps(pre, t0_f, dt_f)
     post_step = crossing_steps(post, t0_f, dt_f)
     pi, pj, pd = _as_pairs(pairs, n_syn)

@@ -1,5 +1,6 @@
-"""The tree solve, the HH gate step and whole forward runs of HH cells as native CPU code, XLA
-FFI custom calls built on first use (one library from the sources in `native/`).
+"""The tree solve, the HH gate step, whole forward runs of HH cells and the run-time checks as
+native CPU code, XLA FFI custom calls built on first use (one library from the sources in
+`native/`).
 
 On CPU, XLA runs the chain-reduction solve of `_tree.py` as about 60 small kernels per solve,
 and their launch cost, not the arithmetic, sets its speed (~10 ns per node on the 2-core dev
@@ -27,6 +28,10 @@ step's twelve partial derivatives from native code for JAX to transpose was 2x s
 call, and its reverse (the gradient) in another (`_native_run.py` says when they apply),
 since each step's native calls and XLA loops cost more to launch than to run on small cells.
 
+`native/checks.cc` is the run-time check of `_checks.py` (bad parameters, a non-finite result):
+it fails the program with the message instead of a host callback, which would keep JAX from its
+C++ dispatch path.
+
 Where it does not apply, everything still works with the XLA code:
 - ``JAXDEND_NATIVE=0`` in the environment turns it off;
 - without a C++ compiler (or if the build fails) jaxdend warns once and uses the XLA solve;
@@ -53,7 +58,7 @@ import jax
 import numpy as np
 
 _SOURCES = tuple(Path(__file__).with_name("native") / f
-                 for f in ("tree_solve.cc", "hh_gates.cc", "hh_run.cc"))
+                 for f in ("tree_solve.cc", "hh_gates.cc", "hh_run.cc", "checks.cc"))
 _HEADERS = tuple(Path(__file__).with_name("native") / f  # included by the sources
                  for f in ("common.h", "hh.h", "tree.h"))
 # no trapping math / errno: lets the compiler vectorise branch-free selects (results unchanged)
@@ -86,6 +91,8 @@ _HH_RUN_VJP_TARGETS = {  # dtype -> (FFI target name, handler symbol): their rev
     np.dtype(np.float64): ("jaxdend_hh_run_vjp_f64", "JaxdendHHRunVjpF64"),
     np.dtype(np.float32): ("jaxdend_hh_run_vjp_f32", "JaxdendHHRunVjpF32"),
 }
+#: run-time checks (checks.cc; any dtype): FFI target name, handler symbol
+_CHECK_TARGET = ("jaxdend_raise_if", "JaxdendRaiseIf")
 _lock = threading.Lock()
 _status: dict[str, object] = {}
 
@@ -152,7 +159,7 @@ def available() -> bool:
                                      *_HH_CURRENT_VJP_TARGETS.values(),
                                      *_HH_STEP_CURRENT_VJP_TARGETS.values(),
                                      *_HH_RUN_TARGETS.values(),
-                                     *_HH_RUN_VJP_TARGETS.values()]:
+                                     *_HH_RUN_VJP_TARGETS.values(), _CHECK_TARGET]:
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)),
                                                 platform="cpu")
                 _status["lib"] = lib  # keep the library loaded
@@ -280,3 +287,14 @@ def _run_attrs(attrs):
                 probe=np.asarray(attrs["probe"], np.int64), steps=np.int64(attrs["steps"]),
                 every=np.int64(attrs["every"]), crank=bool(attrs["crank"]),
                 delta=bool(attrs["delta"]))
+
+
+def raise_if(code, leaves, messages: tuple[str, ...]):
+    """`leaves` (arrays of any dtype and shape) unchanged, or an XLA run-time error with
+    ``messages[c - 1]`` if the largest element of the int32 array `code` is c > 0, by the native
+    CPU handler (`native/checks.cc`; no host callback). Not differentiable or batched itself:
+    `jaxdend.solve._checks` adds both."""
+    outs = tuple(jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves)
+    call = jax.ffi.ffi_call(_CHECK_TARGET[0], outs,
+                            input_output_aliases={i + 1: i for i in range(len(leaves))})
+    return list(call(code, *leaves, messages="\x1e".join(messages)))

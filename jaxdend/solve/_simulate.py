@@ -18,7 +18,7 @@ from jaxtyping import Array, Float
 
 from .._cell import Cell, Probe
 from ..stimulus import as_stimulus
-from . import _native_run
+from . import _checks, _native_run
 from ._solvers import BackwardEuler, CableTerm, is_cable_solver
 from ._tree import SOLVE_NAME
 
@@ -121,7 +121,7 @@ def _check_inputs_runtime(stim):
     for inp in stim.inputs:
         t = inp.trains.times
         bad = jnp.any(jnp.isnan(t)) | jnp.any(t[:, 1:] < t[:, :-1])  # as SpikeTrains.check
-        stim = eqx.error_if(
+        stim = _checks.error_if(
             stim, bad, f"Spike times of input {inp.group!r} are NaN or not increasing."
         )
     return stim
@@ -145,7 +145,7 @@ def _check_finite_clamps(stim):
     if not traced:
         return stim
     bad = jnp.any(jnp.stack([jnp.any(jnp.isnan(x)) for x in traced]))
-    return eqx.error_if(stim, bad, _BAD_CLAMP)
+    return _checks.error_if(stim, bad, _BAD_CLAMP)
 
 
 _BAD_PARAMS = ("A cell parameter is NaN or inf (cm, ra, a channel parameter, celsius or "
@@ -223,6 +223,15 @@ def simulate(
 
     Returns:
         `Solution` with `ts` (ms) and `recordings` (name -> (n_save, n_nodes)).
+
+    Raises:
+        ValueError / TypeError: bad arguments known when called (shapes, dt, t1, a NaN
+            given as a number).
+        A run-time error when the values are known only as the program runs (a traced NaN
+            parameter or clamp value, a run that produced NaN or inf): raised by JAX as
+            ``jax.errors.JaxRuntimeError`` (or ``ValueError`` on some of its dispatch
+            paths; ``equinox.EquinoxRuntimeError`` where the checks are equinox's, see
+            ``jaxdend.solve._checks``) with the message, when the result is read.
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"simulate needs a jaxdend.Cell, got {type(cell).__name__}.")
@@ -281,7 +290,7 @@ def simulate(
         return _simulate_scan(term, solver, y0, t0_f, dt_f, n_steps, record_every, probes,
                               checkpoint, params_bad)
     # before the solve here: NaN parameters could stall an adaptive controller first
-    term = eqx.error_if(term, params_bad, _BAD_PARAMS)
+    term = _checks.error_if(term, params_bad, _BAD_PARAMS)
     return _simulate_diffrax(term, solver, y0, t0_f, t1_f, dt_f, n_steps, record_every, probes,
                              stepsize_controller, saveat, adjoint, event, max_steps)
 
@@ -299,7 +308,7 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint,
     # on both outputs: a caller keeping only the recordings must still get the error; one
     # check for bad parameters and a non-finite result (each check costs ~20-30 us per call
     # on CPU, most of a short batch-1 program's fixed cost)
-    y1, recs = eqx.branched_error_if((y1, recs), params_bad | bad,
+    y1, recs = _checks.branched_error_if((y1, recs), params_bad | bad,
                                      jnp.where(params_bad, 0, 1), (_BAD_PARAMS, _NONFINITE))
     ts = t0 + dt * every * jnp.arange(n_steps // every + 1)
     return Solution(ts, recs, y1, {"num_steps": n_steps})
@@ -560,5 +569,5 @@ def _simulate_diffrax(term, solver, y0, t0, t1, dt, n_steps, every, probes, cont
     leaves = jax.tree_util.tree_leaves(recs)
     bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(jnp.where(jnp.isinf(x) & (x > 0), 0.0, x)))
                              for x in leaves]))
-    recs = eqx.error_if(recs, bad, _NONFINITE)
+    recs = _checks.error_if(recs, bad, _NONFINITE)
     return Solution(ts_out, recs, {}, dict(sol.stats))

@@ -24,6 +24,7 @@ from .._cell import Cell
 from ..channels import AbstractChannel, exp_euler_gates
 from ..plasticity._binding import plasticity_step
 from ..stimulus import Stimulus
+from . import _checks
 from ._tables import RateTable
 from ._tree import tree_solve
 
@@ -260,7 +261,7 @@ class AbstractCableSolver(dfx.AbstractSolver):
         if solver_state is not None:
             dt0, tables = solver_state
             bad = jnp.abs((t1 - t0) - dt0) > 1e-9 * jnp.abs(dt0)
-            y0 = eqx.error_if(y0, bad, _DT_MISMATCH)
+            y0 = _checks.error_if(y0, bad, _DT_MISMATCH)
         y1 = self.advance(term, t0, t1, y0, tables)
         return y1, None, dict(y0=y0, y1=y1), solver_state, dfx.RESULTS.successful
 
