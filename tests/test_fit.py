@@ -15,6 +15,7 @@ from _helpers import hh_cell, tree_allclose
 import jaxdend as jd
 import jaxdend.fit as jf
 from jaxdend import features as F
+from jaxdend.solve import _checks
 from jaxdend.synapses import AMPA
 
 DT = 0.025  # ms
@@ -321,12 +322,18 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     np.testing.assert_array_equal(back.history, info.value.result.history[:good])
 
 
-def test_runtime_error_in_the_simulation_is_reported_with_the_step():
+@pytest.mark.parametrize("error_if", [eqx.error_if, _checks.error_if],
+                         ids=["equinox", "jaxdend"])
+def test_runtime_error_in_the_simulation_is_reported_with_the_step(error_if):
+    """A run-time check that fails mid-fit (as jaxdend.simulate's on a NaN state) stops the
+    fit with the step, whichever exception JAX raised it as (JaxRuntimeError, or ValueError on
+    its C++ dispatch path of a loss that closes over arrays, as a loss of data does)."""
     model = jf.wrap({"x": jnp.asarray(1.0)}, lambda m: m["x"], jf.Positive())
+    target = jnp.asarray([5.0, 5.0])
 
-    def loss(m):  # stands for jaxdend.simulate's eqx.error_if on a NaN state
-        x = eqx.error_if(m["x"], m["x"] > 2.0, "The simulation produced NaN or inf.")
-        return (x - 5.0) ** 2
+    def loss(m):
+        x = error_if(m["x"], m["x"] > 2.0, "The simulation produced NaN or inf.")
+        return jnp.mean((x - target) ** 2)
 
     with pytest.raises(jf.NonFiniteLossError, match=r"failed at step \d+.*No checkpoint"):
         jf.fit(loss, model, optimizer=optax.adam(0.1), steps=50, progress=False)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..solve._checks import is_run_time_error
 from ._params import (
     Fixed,
     Positive,
@@ -524,7 +525,9 @@ def fit(
                                                        best_losses, static)
                 val_np = np.atleast_1d(np.asarray(val, dtype=float))
                 ok_np = np.atleast_1d(np.asarray(ok))
-            except (jax.errors.JaxRuntimeError, eqx.EquinoxRuntimeError) as e:
+            except (jax.errors.JaxRuntimeError, eqx.EquinoxRuntimeError, ValueError) as e:
+                if not is_run_time_error(e):  # a ValueError raised while tracing
+                    raise
                 last = history[-1] if history else None
                 msg = (f"The loss evaluation failed at step {it} (last finite loss "
                        f"{_fmt_loss(last)}). {where_ckpt()} Try a smaller learning rate, "

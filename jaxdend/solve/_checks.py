@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 
 import equinox as eqx
 import jax
@@ -52,6 +53,15 @@ def branched_error_if(x, pred, index, msgs):
     out = jax.lax.platform_dependent(code, leaves, cpu=functools.partial(_raise_if, msgs=msgs),
                                      default=other)
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, out), static)
+
+
+def is_run_time_error(err: BaseException) -> bool:
+    """True if `err` is how JAX reports a program that failed as it ran: a failed check here,
+    equinox's, or any XLA error (``JaxRuntimeError``, ``equinox.EquinoxRuntimeError``, or a
+    ``ValueError`` whose text starts with an XLA status such as ``FAILED_PRECONDITION:``)."""
+    if isinstance(err, (jax.errors.JaxRuntimeError, eqx.EquinoxRuntimeError)):
+        return True
+    return isinstance(err, ValueError) and re.match(r"[A-Z][A-Z_]+: ", str(err)) is not None
 
 
 def _native_checks() -> bool:
