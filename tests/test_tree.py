@@ -260,6 +260,11 @@ _LOWER_SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp
     jax.config.update("jax_enable_x64", True)
     import jaxdend as jd
+    from jaxdend.solve import _checks
+
+    # the run-time checks as on CPU with EQX_ON_ERROR=raise (native on CPU, equinox's
+    # elsewhere), while EQX_ON_ERROR=nan lets equinox's branch lower for CUDA / TPU here
+    _checks._native_checks = _checks._native.available
 
     comps = jd.discretize(jd.binary_tree(depth=3), nseg=lambda i, s: 1 if i == 0 else 6)
     out = {}
@@ -295,9 +300,9 @@ def test_gpu_and_tpu_programs_lower_without_the_native_cpu_calls(tmp_path):
     """CI has no GPU: lowering a batched value-and-gradient and a batched forward run of
     `simulate` for CUDA and TPU from this CPU machine checks that their programs hold none of
     the CPU-only native calls (tree solve, HH gate steps and their reverse steps, whole runs
-    and their reverse), which the CPU programs of the same traces do hold. Equinox's runtime
-    checks are host callbacks that need the target's runtime to lower, so they are lowered as
-    NaN here (EQX_ON_ERROR=nan)."""
+    and their reverse, run-time checks), which the CPU programs of the same traces do hold.
+    Equinox's runtime checks (the GPU / TPU branch of jaxdend's) are host callbacks that need
+    the target's runtime to lower, so they are lowered as NaN here (EQX_ON_ERROR=nan)."""
     script = tmp_path / "lower.py"
     script.write_text(_LOWER_SCRIPT)
     env = dict(os.environ, EQX_ON_ERROR="nan")
@@ -311,7 +316,8 @@ def test_gpu_and_tpu_programs_lower_without_the_native_cpu_calls(tmp_path):
     if _have_compiler() and os.environ.get("JAXDEND_NATIVE") != "0":
         assert {"jaxdend_tree_solve_f64", "jaxdend_hh_gates_f64",
                 "jaxdend_hh_gates_vjp_f64"} <= set(targets["steps-sequential/cpu"])
-        assert {"jaxdend_hh_run_f64", "jaxdend_hh_run_vjp_f64"} <= set(targets["sequential/cpu"])
+        assert {"jaxdend_hh_run_f64", "jaxdend_hh_run_vjp_f64",
+                "jaxdend_raise_if"} <= set(targets["sequential/cpu"])
         assert "jaxdend_hh_run_f64" in targets["forward-sequential/cpu"]
 
 
