@@ -7,12 +7,15 @@ host callback cannot take JAX's C++ dispatch path, and the Python path costs ~0.
 for an argument as large as a `Cell` (the 46-segment reduced cell's 10 ms batch-1 forward run:
 ~510 -> ~360 us per call, measured by hand on the 2-core dev machine, 2026-12-06), more than a
 short run of a small cell takes to compute. So on CPU jaxdend checks with a native custom call
-(`native/checks.cc`) that passes the values through and fails the program with the message;
-the error surfaces as ``jax.errors.JaxRuntimeError`` (a ``RuntimeError``) whose text is the
-message. Elsewhere (GPU/TPU programs, ``EQX_ON_ERROR`` set to other than ``raise``, or no native
-library) the checks are equinox's, which raise ``equinox.EquinoxRuntimeError`` (also a
-``RuntimeError``) under ``eqx.filter_jit``. Like equinox's, a check whose values no output
-needs is removed with them (e.g. the forward values of a gradient that does not use them).
+(`native/checks.cc`) that passes the values through and fails the program with the message.
+JAX raises that failure, when the program's result is read, as ``jax.errors.JaxRuntimeError``
+(a ``RuntimeError``) or, on some of its C++ dispatch paths (e.g. a jitted function that
+closes over arrays), as ``ValueError``; its text is ``FAILED_PRECONDITION: `` and the message
+(`is_run_time_error` tells both from errors raised while tracing). Elsewhere (GPU/TPU
+programs, ``EQX_ON_ERROR`` set to other than ``raise``, or no native library) the checks are
+equinox's, which raise ``equinox.EquinoxRuntimeError`` under ``eqx.filter_jit`` (and the same
+JAX errors under ``jax.jit``). Like equinox's, a check whose values no output needs is removed
+with them (e.g. the forward values of a gradient that does not use them).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def branched_error_if(x, pred, index, msgs):
         return eqx.branched_error_if(x, pred, index, msgs)
     dynamic, static = eqx.partition(x, eqx.is_array)
     leaves, treedef = jax.tree_util.tree_flatten(dynamic)
+    if not leaves:  # nothing to pass through: no output would keep the check
+        return x
     code = jnp.where(pred, jnp.asarray(index, jnp.int32) + 1, 0).astype(jnp.int32)
 
     def other(code, leaves):  # GPU / TPU: equinox's check

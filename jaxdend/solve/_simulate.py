@@ -306,10 +306,9 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint,
     leaves = jax.tree_util.tree_leaves((y1, recs))
     bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves if eqx.is_inexact_array(x)]))
     # on both outputs: a caller keeping only the recordings must still get the error; one
-    # check for bad parameters and a non-finite result (each check costs ~20-30 us per call
-    # on CPU, most of a short batch-1 program's fixed cost)
+    # check for bad parameters and a non-finite result
     y1, recs = _checks.branched_error_if((y1, recs), params_bad | bad,
-                                     jnp.where(params_bad, 0, 1), (_BAD_PARAMS, _NONFINITE))
+                                         jnp.where(params_bad, 0, 1), (_BAD_PARAMS, _NONFINITE))
     ts = t0 + dt * every * jnp.arange(n_steps // every + 1)
     return Solution(ts, recs, y1, {"num_steps": n_steps})
 
