@@ -28,6 +28,9 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+# GPU programs never call jaxdend's native CPU code, so skip its build (~20-40 s of the lease);
+# the CPU float64 reference then takes the XLA path (equal to the native one to ~1e-11 mV)
+export JAXDEND_NATIVE=${JAXDEND_NATIVE:-0}
 # the real cell: throughput.py and the tests look for ../shared/data beside the repository
 if [ -d .gpu_data ] && [ ! -d ../shared/data ]; then
     mkdir -p ../shared/data/morphology && cp .gpu_data/*.swc ../shared/data/morphology/ \
