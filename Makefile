@@ -26,7 +26,7 @@ demo: $(VENV)/.base
 	$(PY) -m jaxdend demo --out demo_output
 
 lint: $(VENV)/.test
-	$(VENV)/bin/ruff check jaxdend tests benchmarks
+	$(VENV)/bin/ruff check jaxdend tests benchmarks notebooks
 
 test: $(VENV)/.test lint
 	$(PY) -m pytest -n 2 --durations=15
