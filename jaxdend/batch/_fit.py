@@ -23,6 +23,7 @@ from ..fit._fit import (
     _check_loss,
     _check_model,
     _draw_starts,
+    _jit_with_static,
     _optimizer,
     _pick,
     _Progress,
@@ -102,8 +103,7 @@ def fit_starts(
 
     run = sharded_vmap(core, mesh, in_axes=(0, 0, None))
 
-    @eqx.filter_jit
-    def step(p, s, bp, bl, static):
+    def one_step(p, s, bp, bl, static):
         val, ok, p2, s2 = run(p, s, static)
         val = jnp.asarray(val, dtype=bl.dtype)
         better = ok & (val < bl)
@@ -111,14 +111,15 @@ def fit_starts(
         bl = jnp.where(better, val, bl)
         return val, ok, _pick(ok, p2, p), _pick(ok, s2, s), bp, bl
 
+    step = _jit_with_static(one_step, static)
+
     history = []
     best_steps = np.zeros(k_pad, dtype=np.int64)
     dead = np.zeros(k_pad, bool)
     bar = _Progress(progress, steps, 0)
     try:
         for it in range(steps):
-            val, ok, p2, s2, bp2, bl2 = step(params, opt_state, best_params, best_losses,
-                                             static)
+            val, ok, p2, s2, bp2, bl2 = step(params, opt_state, best_params, best_losses)
             val_np, ok_np = to_host((val, ok))
             newly = ~ok_np & ~dead
             if newly[:k].any():
