@@ -52,10 +52,9 @@ def branched_error_if(x, pred, index, msgs):
     code = jnp.where(pred, jnp.asarray(index, jnp.int32) + 1, 0).astype(jnp.int32)
 
     def other(code, leaves):  # GPU / TPU: equinox's check
-        out = eqx.branched_error_if(leaves, code > 0, jnp.maximum(code - 1, 0), msgs)
-        return list(out)
+        return eqx.branched_error_if(leaves, code > 0, jnp.maximum(code - 1, 0), msgs)
 
-    out = jax.lax.platform_dependent(code, leaves, cpu=functools.partial(_raise_if, msgs=msgs),
+    out = jax.lax.platform_dependent(code, leaves, cpu=functools.partial(_differentiable, msgs),
                                      default=other)
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, out), static)
 
@@ -71,10 +70,6 @@ def is_run_time_error(err: BaseException) -> bool:
 
 def _native_checks() -> bool:
     return os.environ.get("EQX_ON_ERROR", "raise") == "raise" and _native.available()
-
-
-def _raise_if(code, leaves, msgs):
-    return _differentiable(msgs, code, leaves)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))

@@ -152,9 +152,10 @@ _BAD_PARAMS = ("A cell parameter is NaN or inf (cm, ra, a channel parameter, cel
                "v_init). Check the values set with Cell.set/insert.")
 
 
-def _params_bad(cell: Cell):
-    """True (traced) where a floating-point parameter of `cell` is NaN or inf."""
-    leaves = [x for x in jax.tree_util.tree_leaves(cell) if eqx.is_inexact_array(x)]
+def _any_nonfinite(tree):
+    """True (traced) if a floating-point array of `tree` holds NaN or inf (e.g. a cell's
+    parameters, a run's final state and recordings)."""
+    leaves = [x for x in jax.tree_util.tree_leaves(tree) if eqx.is_inexact_array(x)]
     return jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves]))
 
 
@@ -257,7 +258,7 @@ def simulate(
     if stim.inputs:
         stim = _check_inputs_runtime(stim)
     stim = _check_finite_clamps(stim)
-    params_bad = _params_bad(cell)
+    params_bad = _any_nonfinite(cell)
     y0 = cell.init_state() if y0 is None else y0
     if cell.synapses and "synapses" not in y0:
         y0 = dict(y0, synapses=cell.init_state()["synapses"])
@@ -303,8 +304,7 @@ def _simulate_scan(term, solver, y0, t0, dt, n_steps, every, probes, checkpoint,
     y1, recs = (native or core)(term, y0)
     first = _extractor(term.cell, probes)(y0)
     recs = {k: jnp.concatenate([first[k][None], recs[k]], axis=0) for k in recs}
-    leaves = jax.tree_util.tree_leaves((y1, recs))
-    bad = jnp.any(jnp.stack([jnp.any(~jnp.isfinite(x)) for x in leaves if eqx.is_inexact_array(x)]))
+    bad = _any_nonfinite((y1, recs))
     # on both outputs: a caller keeping only the recordings must still get the error; one
     # check for bad parameters and a non-finite result
     y1, recs = _checks.branched_error_if((y1, recs), params_bad | bad,
